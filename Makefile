@@ -1,0 +1,90 @@
+# edge-emotion — every command a person or CI runs. `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+SHARED ?= ../shared/datasets
+FER ?= $(SHARED)/fer2013/fer2013.csv.gz
+RAVDESS ?= $(SHARED)/ravdess
+MODEL ?= models/face_mini_xception_int8.tflite
+DATA ?= $(FER)
+USAGE ?= PublicTest
+ACTORS ?= 17-20
+RUNS ?= runs
+APT_PACKAGES := mosquitto portaudio19-dev espeak-ng libsndfile1
+
+.PHONY: help install system-deps test lint train train-face train-voice quantize evaluate bench demo clean
+
+help:
+	@echo "make install   create .venv and install everything (idempotent)"
+	@echo "make demo      run the daemon on the built-in demo clip with an embedded broker"
+	@echo "make test      run the test suite (installs first)"
+	@echo "make train     train the face and voice models on ../shared/datasets (hours on 2 cores)"
+	@echo "make quantize  rebuild the int8 .tflite models and cards in models/ from models/keras/"
+	@echo "make evaluate  MODEL=<.tflite|.keras> DATA=<csv|folder> USAGE=PublicTest (voice: ACTORS=17-20)"
+	@echo "make bench     latency, accuracy and pipeline figures, last line one JSON object"
+	@echo "make lint      ruff"
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[train,dev]"
+	@$(PY) -m pip install -q -e ".[audio]" \
+	  || echo "note: pyaudio did not build (apt install portaudio19-dev); live microphone off, audio files still work"
+	touch $@
+
+# Debian packages the tests and the demo use: a real MQTT broker, PortAudio headers for pyaudio,
+# espeak-ng for synthetic speech. Installed only when missing and only as root.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing Debian packages:$$missing (sudo apt-get install$$missing)"; fi; \
+	fi
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check .
+
+train: train-face train-voice
+
+# The commands that made the shipped models; each resumes from its checkpoint when re-run.
+train-face: install
+	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception \
+	  --epochs 45 --batch-size 128 --lr 3e-3
+	$(PY) -m training.train --model ds_cnn --data $(FER) --out $(RUNS)/face_ds_cnn \
+	  --epochs 45 --batch-size 128 --lr 3e-3
+	mkdir -p models/keras
+	cp $(RUNS)/face_mini_xception/best.keras models/keras/face_mini_xception.keras
+	cp $(RUNS)/face_ds_cnn/best.keras models/keras/face_ds_cnn.keras
+
+train-voice: install
+	$(PY) -m training.train --model voice_cnn --data $(RAVDESS) --out $(RUNS)/voice_cnn
+	mkdir -p models/keras
+	cp $(RUNS)/voice_cnn/best.keras models/keras/voice_cnn.keras
+
+quantize: install
+	$(PY) -m converters.quantize --keras models/keras/face_mini_xception.keras --data $(FER) \
+	  --name face_mini_xception --training-info "$$(cat models/keras/face_mini_xception.training.json)"
+	$(PY) -m converters.quantize --keras models/keras/face_ds_cnn.keras --data $(FER) \
+	  --name face_ds_cnn --training-info "$$(cat models/keras/face_ds_cnn.training.json)"
+	@if [ -f models/keras/voice_cnn.keras ]; then \
+	  $(PY) -m converters.quantize --keras models/keras/voice_cnn.keras --data $(RAVDESS) --name voice_cnn \
+	    --max-drop 1.5 --training-info "$$(cat models/keras/voice_cnn.training.json)"; fi
+
+evaluate: install
+	$(PY) -m training.evaluate --model $(MODEL) --data $(DATA) --usage $(USAGE) --actors $(ACTORS)
+
+bench: install
+	$(PY) -m benchmarks --shared $(SHARED)
+
+demo: install
+	$(PY) -m device.demo
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""Model cards: what a shipped .tflite is, how it was made and how well it does, as measured.
+
+The device reads the JSON card to refuse a model whose input shape, dtype or label count does
+not match what the card promises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from device.tflite_model import TFLiteModel, invoke_latency_ms
+
+
+def build_card(tflite_path: Path, *, architecture: str, parameters: int, labels: tuple[str, ...],
+               preprocessing: str, training: dict, metrics: dict, kind: str) -> dict:
+    """Assemble the card from the file itself (tensor specs, size, latency) and the caller's facts."""
+    model = TFLiteModel(tflite_path, num_threads=1)
+    latency = invoke_latency_ms(model)
+    return {
+        "name": tflite_path.stem,
+        "kind": kind,
+        "architecture": architecture,
+        "parameters": parameters,
+        "file_bytes": tflite_path.stat().st_size,
+        "input": {"shape": list(model.input.shape), "dtype": model.input.dtype.name,
+                  "scale": model.input.scale, "zero_point": model.input.zero_point},
+        "output": {"shape": list(model.output.shape), "dtype": model.output.dtype.name,
+                   "scale": model.output.scale, "zero_point": model.output.zero_point},
+        "labels": list(labels),
+        "preprocessing": preprocessing,
+        "training": training,
+        "metrics": metrics,
+        "latency_single_thread_ms": {**latency, "runtime": model.runtime},
+        "date": dt.date.today().isoformat(),
+    }
+
+
+def card_markdown(card: dict) -> str:
+    lines = [f"# {card['name']}", "",
+             f"- architecture: {card['architecture']} ({card['parameters']:,} parameters)",
+             f"- file: {card['file_bytes'] / 1024:.1f} KB; input {card['input']['shape']} "
+             f"{card['input']['dtype']} (scale {card['input']['scale']:g}, zero point "
+             f"{card['input']['zero_point']})",
+             f"- labels: {', '.join(card['labels'])}",
+             f"- preprocessing: {card['preprocessing']}",
+             f"- training data: {card['training'].get('data', '?')}",
+             f"- training command: `{card['training'].get('command', '?')}`",
+             f"- median single-thread invoke: {card['latency_single_thread_ms']['median_ms']:.3f} ms "
+             f"(p95 {card['latency_single_thread_ms']['p95_ms']:.3f} ms, "
+             f"{card['latency_single_thread_ms']['runtime']})",
+             f"- date: {card['date']}", "", "## Metrics (as measured by the conversion check)", "",
+             "| model | split | n | accuracy | macro-F1 | top-3 | UAR |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for variant, m in card["metrics"].get("results", {}).items():
+        lines.append(f"| {variant} | {card['metrics'].get('split', '?')} | {m['n']} | {m['accuracy']:.4f} | "
+                     f"{m['macro_f1']:.4f} | {m['top3']:.4f} | {m['uar']:.4f} |")
+    if "int8_float_agreement" in card["metrics"]:
+        lines += ["", f"int8/float top-1 agreement: {card['metrics']['int8_float_agreement']:.4f}"]
+    if "command" in card["metrics"]:
+        lines += ["", f"Measured with: `{card['metrics']['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(card: dict, tflite_path: Path) -> None:
+    tflite_path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
+    tflite_path.with_suffix(".md").write_text(card_markdown(card))

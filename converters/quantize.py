@@ -1,0 +1,183 @@
+"""The one converter: a trained Keras model → full-integer int8 TFLite (plus a float32 TFLite for
+comparison), verified against float on held-out data, with a model card for each file.
+
+    python -m converters.quantize --keras models/keras/face_mini_xception.keras \
+        --data ../shared/datasets/fer2013/fer2013.csv.gz --name face_mini_xception
+
+Calibration uses a few hundred real, preprocessed training samples stratified by class (never
+noise). The check evaluates both .tflite files with the device's own code, reports accuracy,
+macro-F1, top-3 and top-1 agreement, and exits non-zero when int8 loses more than --max-drop
+accuracy points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from converters.model_card import build_card, write_card  # noqa: E402
+from device.labels import FACE_LABELS  # noqa: E402
+from device.preprocessing import equalize_batch  # noqa: E402
+from device.tflite_model import ModelLoadError  # noqa: E402
+from training.data_errors import DataError  # noqa: E402
+from training.evaluate import evaluate, is_voice_model  # noqa: E402
+from training.fer_data import load_faces  # noqa: E402
+
+FACE_PREPROCESSING = ("grey crop -> resize to 48x48 (INTER_AREA) -> cv2.equalizeHist -> raw pixels "
+                      "0..255 into the model (normalisation is inside the model; int8 input = pixel "
+                      "quantized with the input scale/zero point, via a 256-entry lookup table)")
+
+
+def stratified_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """About `count` indices with every class represented in proportion (at least a few each)."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per_class = max(4, count // len(classes))
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]
+    return rng.permutation(np.concatenate(chosen))
+
+
+def face_calibration(data: str, usage: str, count: int, seed: int) -> np.ndarray:
+    faces = load_faces(data, usage)
+    picked = faces.faces[stratified_indices(faces.labels, count, seed)]
+    return equalize_batch(picked)[..., None].astype(np.float32)
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """TFLite conversion dumps 'Saved artifact' noise on fd 1; keep it out of the user's output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def convert(model, calibration: np.ndarray | None) -> bytes:
+    """float32 TFLite when `calibration` is None, else full-integer int8 with int8 I/O."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration is not None:
+        def representative() -> Iterator[list[np.ndarray]]:
+            for sample in calibration:
+                yield [sample[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    with quiet_stdout():
+        return converter.convert()
+
+
+def verify(float_path: Path, int8_path: Path, args: argparse.Namespace) -> dict:
+    """Evaluate both files on the same data with the device's code; compare."""
+    results, predictions = {}, {}
+    for variant, path in (("float32", float_path), ("int8", int8_path)):
+        _, probs, report = evaluate(path, args.data, args.val_usage, args.val_actors)
+        results[variant] = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
+        predictions[variant] = probs.argmax(axis=1)
+    drop = 100 * (results["float32"]["accuracy"] - results["int8"]["accuracy"])
+    return {
+        "split": f"{args.val_actors} actors" if is_voice_model(int8_path) else args.val_usage,
+        "results": results,
+        "int8_float_agreement": float(np.mean(predictions["float32"] == predictions["int8"])),
+        "int8_accuracy_drop_points": drop,
+    }
+
+
+def quantize(args: argparse.Namespace) -> dict:
+    import keras
+
+    keras_path = Path(args.keras)
+    if not keras_path.is_file():
+        raise DataError(f"{keras_path}: no trained checkpoint; run `make train` first")
+    model = keras.models.load_model(keras_path)
+    voice = args.name.startswith("voice")
+    if voice:
+        from training.voice_task import voice_calibration
+
+        calibration = voice_calibration(args.data, args.train_actors, args.calibration, args.seed)
+        labels, preprocessing = model_labels_voice()
+    else:
+        calibration = face_calibration(args.data, args.train_usage, args.calibration, args.seed)
+        labels, preprocessing = FACE_LABELS, FACE_PREPROCESSING
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    float_path = out_dir / f"{args.name}_float32.tflite"
+    int8_path = out_dir / f"{args.name}_int8.tflite"
+    float_path.write_bytes(convert(model, None))
+    int8_path.write_bytes(convert(model, calibration))
+    metrics = verify(float_path, int8_path, args)
+    metrics["command"] = "python -m converters.quantize " + shlex.join(sys.argv[1:])
+    training = json.loads(args.training_info) if args.training_info else {}
+    for path in (float_path, int8_path):
+        card = build_card(path, architecture=model.name, parameters=int(model.count_params()),
+                          labels=labels, preprocessing=preprocessing, training=training,
+                          metrics=metrics, kind="voice" if voice else "face")
+        write_card(card, path)
+    return metrics
+
+
+def model_labels_voice() -> tuple[tuple[str, ...], str]:
+    from device.log_mel import LOG_MEL_DESCRIPTION
+    from device.voice_labels import VOICE_LABELS
+
+    return VOICE_LABELS, LOG_MEL_DESCRIPTION
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keras", required=True, help="trained .keras checkpoint")
+    parser.add_argument("--data", required=True, help="FER2013 CSV/folder, or RAVDESS folder for voice")
+    parser.add_argument("--name", required=True, help="output stem, e.g. face_mini_xception")
+    parser.add_argument("--out-dir", default="models")
+    parser.add_argument("--train-usage", default="Training", help="calibration split (faces)")
+    parser.add_argument("--val-usage", default="PublicTest", help="verification split (faces)")
+    parser.add_argument("--train-actors", default="1-16", help="calibration actors (voice)")
+    parser.add_argument("--val-actors", default="17-20", help="verification actors (voice)")
+    parser.add_argument("--calibration", type=int, default=500, help="calibration samples")
+    parser.add_argument("--max-drop", type=float, default=1.0, help="allowed int8 accuracy loss (points)")
+    parser.add_argument("--training-info", help="JSON with the training data and command, for the card")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        metrics = quantize(args)
+    except (DataError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for variant, row in metrics["results"].items():
+        print(f"{args.name} {variant:>7}: accuracy {row['accuracy']:.4f}  macro-F1 {row['macro_f1']:.4f}  "
+              f"top-3 {row['top3']:.4f}  n={row['n']}")
+    print(f"{args.name} int8/float agreement {metrics['int8_float_agreement']:.4f}, "
+          f"int8 loses {metrics['int8_accuracy_drop_points']:.2f} points")
+    summary = {"name": args.name, **{f"{v}_{k}": r[k] for v, r in metrics["results"].items()
+                                     for k in ("accuracy", "macro_f1", "top3")},
+               "agreement": metrics["int8_float_agreement"]}
+    print(json.dumps(summary))
+    if metrics["int8_accuracy_drop_points"] > args.max_drop:
+        print(f"error: int8 loses {metrics['int8_accuracy_drop_points']:.2f} accuracy points, more than "
+              f"the allowed {args.max_drop}; recalibrate with more samples (--calibration) or retrain",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

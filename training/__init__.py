@@ -1,0 +1,1 @@
+"""Training of edge-emotion's face and voice models (needs tensorflow-cpu)."""

@@ -1,0 +1,95 @@
+"""Model builders: one function per architecture, each returning an uncompiled Keras model.
+
+Every face model takes raw grey pixels (0..255, shape (48, 48, 1)) and normalises inside, so
+int8 conversion folds the scaling into the input quantization and the device feeds
+`pixel - 128` straight from the equalized crop. Every model ends in softmax.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, regularizers
+
+from device.labels import FACE_LABELS
+from device.preprocessing import FACE_SIZE
+
+
+def _pixels_in(shape: tuple[int, ...], name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input(shape=shape, name=name)
+    return inputs, layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inputs)
+
+
+def _conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, padding: str = "same",
+                  l2: float = 0.0, name: str = ""):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
+                      kernel_regularizer=regularizers.l2(l2) if l2 else None, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _separable_bn(x, filters: int, name: str, l2: float = 0.0):
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
+                               depthwise_regularizer=regularizers.l2(l2) if l2 else None,
+                               pointwise_regularizer=regularizers.l2(l2) if l2 else None,
+                               name=f"{name}_sep")(x)
+    return layers.BatchNormalization(name=f"{name}_bn")(x)
+
+
+def mini_xception(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SIZE,
+                  width: float = 1.0, l2: float = 0.0) -> keras.Model:
+    """Arriaga et al. (2017) mini-Xception: two 3x3 stem convolutions, four residual modules of
+    two depthwise-separable 3x3 convolutions with batch norm and a strided max-pool beside a
+    1x1 strided shortcut, then a 3x3 convolution to one map per class and global average
+    pooling (no dense layer). width=1.0 gives about 58k parameters; `width` scales every layer.
+    """
+    stem = max(4, round(8 * width))
+    inputs, x = _pixels_in((input_size, input_size, 1), "face")
+    x = _conv_bn_relu(x, stem, padding="valid", l2=l2, name="stem1")
+    x = _conv_bn_relu(x, stem, padding="valid", l2=l2, name="stem2")
+    for i, base in enumerate((16, 32, 64, 128), start=1):
+        filters = max(4, round(base * width))
+        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False,
+                                 name=f"module{i}_shortcut_conv")(x)
+        shortcut = layers.BatchNormalization(name=f"module{i}_shortcut_bn")(shortcut)
+        x = _separable_bn(x, filters, f"module{i}_a", l2)
+        x = layers.ReLU(name=f"module{i}_a_relu")(x)
+        x = _separable_bn(x, filters, f"module{i}_b", l2)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"module{i}_pool")(x)
+        x = layers.Add(name=f"module{i}_add")([x, shortcut])
+    x = layers.Conv2D(num_classes, 3, padding="same", name="class_maps")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Softmax(name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mini_xception")
+
+
+def ds_cnn(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SIZE,
+           width: float = 1.0, dropout: float = 0.2) -> keras.Model:
+    """MobileNet-style stack of depthwise-separable blocks (depthwise 3x3 + BN + ReLU6, then
+    pointwise 1x1 + BN + ReLU6). It downsamples early (one full conv, then a strided block), so
+    it does fewer multiply-adds per face than mini-Xception at about the same parameter count.
+    """
+    def ds_block(x, filters: int, strides: int, name: str):
+        x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
+                                   name=f"{name}_dw")(x)
+        x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+        x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+        x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+        return layers.ReLU(6.0, name=f"{name}_pw_relu")(x)
+
+    def w(filters: int) -> int:
+        return max(8, round(filters * width))
+
+    inputs, x = _pixels_in((input_size, input_size, 1), "face")
+    x = _conv_bn_relu(x, w(24), name="stem")
+    plan = ((32, 2), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1), (192, 2))
+    for i, (filters, strides) in enumerate(plan, start=1):
+        x = ds_block(x, w(filters), strides, f"block{i}")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Softmax(name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="ds_cnn")
+
+
+BUILDERS = {"mini_xception": mini_xception, "ds_cnn": ds_cnn}

@@ -1,0 +1,83 @@
+"""`python -m training.evaluate --model M --data D`: score a .tflite (through the device's own
+preprocessing and interpreter code) or a .keras model, and print one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from device.labels import FACE_LABELS
+from device.tflite_model import ModelLoadError
+from training.data_errors import DataError
+from training.fer_data import load_faces
+from training.metrics import classification_report
+
+
+def face_probabilities(model_path: Path, faces: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+    """Probabilities for raw 48x48 faces; .tflite goes through `device.FaceClassifier`."""
+    if model_path.suffix == ".tflite":
+        from device.face_classifier import FaceClassifier
+
+        classifier = FaceClassifier(model_path, num_threads=1, flip_tta=flip_tta)
+        return np.stack([classifier.classify(face) for face in faces])
+    if model_path.suffix == ".keras":
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+
+        from device.preprocessing import equalize_batch
+        from training.face_task import predict_faces
+
+        model = keras.models.load_model(model_path)
+        return predict_faces(model, equalize_batch(faces)[..., None].astype(np.float32), flip=flip_tta)
+    raise DataError(f"{model_path}: expected a .tflite or .keras model")
+
+
+def is_voice_model(model_path: Path) -> bool:
+    return model_path.name.startswith("voice")
+
+
+def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str = "17-20",
+             flip_tta: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Return (true labels, probabilities, report) for a face or voice model on `data`."""
+    if not model_path.is_file():
+        raise DataError(f"{model_path}: model file not found")
+    if is_voice_model(model_path):
+        from training.voice_evaluation import voice_clip_predictions
+
+        y_true, probs, labels = voice_clip_predictions(model_path, data, actors)
+    else:
+        faces = load_faces(data, usage)
+        y_true, probs, labels = faces.labels, face_probabilities(model_path, faces.faces, flip_tta), FACE_LABELS
+    return y_true, probs, classification_report(y_true, probs, labels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, type=Path, help=".tflite or .keras")
+    parser.add_argument("--data", required=True, help="FER2013 CSV[.gz] / image folder, or RAVDESS folder")
+    parser.add_argument("--usage", default="PublicTest", help="FER2013 Usage (or split folder)")
+    parser.add_argument("--actors", default="17-20", help="RAVDESS actors, e.g. 17-20 or 1,3,5")
+    parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
+    args = parser.parse_args(argv)
+    try:
+        _, _, report = evaluate(args.model, args.data, args.usage, args.actors, args.flip_tta)
+    except (DataError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, row in report["per_class"].items():
+        print(f"{name:>10}  precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+              f"f1 {row['f1']:.3f}  n={row['support']}")
+    summary = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
+    print(json.dumps({"model": str(args.model), **summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

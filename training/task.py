@@ -1,0 +1,28 @@
+"""What a training run needs from a dataset, whatever the modality."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Task:
+    """Arrays for fitting plus the two modality-specific pieces: augmentation and evaluation.
+
+    `augment` maps a float32 training batch to an augmented one (TensorFlow ops, run in the
+    input pipeline). `evaluate` returns (true labels, probabilities) for the report; for voice
+    it aggregates window scores per clip, so it is not just `model.predict(x_val)`.
+    """
+
+    labels: tuple[str, ...]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    augment: Callable
+    evaluate: Callable
+    description: dict = field(default_factory=dict)
+    extras: Callable | None = None

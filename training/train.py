@@ -1,0 +1,218 @@
+"""The one training entry point: `python -m training.train --model NAME --data PATH`.
+
+Runs resume by default: every epoch saves `last.keras` (weights and optimizer state) and
+`state.json`, so a killed run continues where it stopped when the same command is run again.
+The best epoch on the validation split is kept as `best.keras`, and the run ends by writing the
+report files (history, curves, confusion matrix, per-class table) into the output directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from training.architectures import BUILDERS  # noqa: E402
+from training.data_errors import DataError  # noqa: E402
+from training.face_task import face_task  # noqa: E402
+from training.metrics import classification_report  # noqa: E402
+from training.reports import write_reports  # noqa: E402
+from training.task import Task  # noqa: E402
+
+
+def build_task(args: argparse.Namespace) -> Task:
+    if args.model in ("mini_xception", "ds_cnn"):
+        return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.seed)
+    from training.voice_task import voice_task
+
+    return voice_task(args.data, args.train_actors, args.val_actors, args.seed)
+
+
+def class_weights(labels: np.ndarray, num_classes: int, power: float) -> np.ndarray:
+    """Inverse-frequency weights tempered by `power` (0 = none, 1 = fully balanced).
+
+    Full balancing lifts rare classes (disgust) at a large cost in overall accuracy;
+    a square root is the usual compromise.
+    """
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = (len(labels) / (num_classes * np.maximum(counts, 1))) ** power
+    return (weights / np.average(weights, weights=counts)).astype(np.float32)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One line per epoch with the whole run's ETA, readable in a nohup log."""
+
+    def __init__(self, total_epochs: int) -> None:
+        super().__init__()
+        self.total = total_epochs
+        self.started = time.monotonic()
+        self.first_epoch: int | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        done = epoch + 1 - (self.first_epoch or 0)
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (self.total - epoch - 1)
+        shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        print(f"epoch {epoch + 1}/{self.total} {shown} "
+              f"[{elapsed / 60:.1f} min elapsed, ETA {eta / 60:.1f} min]", flush=True)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that remembers the best epoch and patience used across a resume."""
+
+    def __init__(self, history: dict[str, list[float]], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._past = history.get(self.monitor, [])
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self._past:
+            best_index = int(np.argmax(self._past))
+            self.best = self._past[best_index]
+            self.wait = len(self._past) - 1 - best_index
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    if not path.exists():
+        return {}
+    history: dict[str, list[float]] = {}
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            for key, value in row.items():
+                if key != "epoch":
+                    history.setdefault(key, []).append(float(value))
+    return history
+
+
+def make_dataset(task: Task, batch_size: int, seed: int, num_classes: int,
+                 weight_power: float) -> tf.data.Dataset:
+    weights = class_weights(task.y_train, num_classes, weight_power)[task.y_train]
+    onehot = np.eye(num_classes, dtype=np.float32)[task.y_train]
+    ds = tf.data.Dataset.from_tensor_slices((task.x_train, onehot, weights))
+    ds = ds.shuffle(len(task.y_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    ds = ds.map(lambda x, y, w: (task.augment(x), y, w), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch: int) -> None:
+    warmup = max(1, args.warmup_epochs * steps_per_epoch)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=args.lr / 100, decay_steps=max(1, args.epochs * steps_per_epoch - warmup),
+        alpha=0.01, warmup_target=args.lr, warmup_steps=warmup)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=args.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def train(args: argparse.Namespace) -> dict:
+    out = Path(args.out or f"runs/{args.model}")
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    task = build_task(args)
+    if args.max_train_samples:
+        task.x_train, task.y_train = task.x_train[: args.max_train_samples], task.y_train[: args.max_train_samples]
+    num_classes = len(task.labels)
+    steps = int(np.ceil(len(task.y_train) / args.batch_size))
+    state_path, last_path, best_path = out / "state.json", out / "last.keras", out / "best.keras"
+    log_path = out / "history.csv"
+    initial_epoch = 0
+    if args.fresh:
+        for stale in (state_path, last_path, best_path, log_path):
+            stale.unlink(missing_ok=True)
+    if state_path.exists() and last_path.exists():
+        state = json.loads(state_path.read_text())
+        initial_epoch = int(state["epoch"])
+        model = keras.models.load_model(last_path)
+        print(f"resuming {args.model} from {last_path} after epoch {initial_epoch}", flush=True)
+    else:
+        model = BUILDERS[args.model](num_classes=num_classes, width=args.width)
+        compile_model(model, args, steps)
+    print(f"{args.model}: {model.count_params():,} parameters, {len(task.y_train)} training and "
+          f"{len(task.y_val)} validation samples, {args.epochs} epochs", flush=True)
+    history = read_history(log_path)
+
+    class SaveState(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            model.save(last_path)
+            state_path.write_text(json.dumps({"epoch": epoch + 1, "args": vars(args)}))
+
+    callbacks = [
+        keras.callbacks.CSVLogger(str(log_path), append=True),
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max",
+                                        save_best_only=True,
+                                        initial_value_threshold=max(history.get("val_accuracy", [0.0]))),
+        SaveState(),
+        EpochProgress(args.epochs),
+        ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=args.patience),
+    ]
+    if initial_epoch < args.epochs:
+        model.fit(
+            make_dataset(task, args.batch_size, args.seed, num_classes, args.class_weight_power),
+            validation_data=(task.x_val, np.eye(num_classes, dtype=np.float32)[task.y_val]),
+            validation_batch_size=256, epochs=args.epochs, initial_epoch=initial_epoch,
+            callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,
+        )
+    best = keras.models.load_model(best_path) if best_path.exists() else model
+    y_true, probs = task.evaluate(best)
+    report = classification_report(y_true, probs, task.labels)
+    extra = {"model": args.model, "parameters": int(best.count_params()), **task.description,
+             **(task.extras(best) if task.extras else {})}
+    write_reports(out, read_history(log_path), report, f"{args.model} on the validation split", extra)
+    print(json.dumps({"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+                      "top3": report["top3"], "uar": report["uar"], "n": report["n"], **extra}))
+    return report
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=[*BUILDERS, "voice_cnn"], required=True)
+    parser.add_argument("--data", required=True, help="FER2013 CSV[.gz] or image folder; RAVDESS folder for voice")
+    parser.add_argument("--val-data", help="separate validation data (default: --data)")
+    parser.add_argument("--train-usage", default="Training")
+    parser.add_argument("--val-usage", default="PublicTest")
+    parser.add_argument("--train-actors", default="1-16", help="voice: RAVDESS actors to train on")
+    parser.add_argument("--val-actors", default="17-20", help="voice: RAVDESS actors to validate on")
+    parser.add_argument("--out", help="run directory (default runs/<model>)")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (after warm-up)")
+    parser.add_argument("--warmup-epochs", type=int, default=2)
+    parser.add_argument("--weight-decay", type=float, default=1e-3)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--class-weight-power", type=float, default=0.5)
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    parser.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-train-samples", type=int, default=0, help="cap for smoke runs")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
