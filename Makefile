@@ -56,9 +56,9 @@ train: train-face train-voice
 # The commands that made the shipped models; each resumes from its checkpoint when re-run.
 train-face: install
 	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception \
-	  --epochs 45 --batch-size 128 --lr 3e-3
+	  --epochs 35 --batch-size 128 --lr 3e-3
 	$(PY) -m training.train --model ds_cnn --data $(FER) --out $(RUNS)/face_ds_cnn \
-	  --epochs 45 --batch-size 128 --lr 3e-3
+	  --epochs 25 --batch-size 128 --lr 3e-3
 	mkdir -p models/keras
 	cp $(RUNS)/face_mini_xception/best.keras models/keras/face_mini_xception.keras
 	cp $(RUNS)/face_ds_cnn/best.keras models/keras/face_ds_cnn.keras

@@ -51,7 +51,8 @@ def card_markdown(card: dict) -> str:
              f"(p95 {card['latency_single_thread_ms']['p95_ms']:.3f} ms, "
              f"{card['latency_single_thread_ms']['runtime']})",
              f"- date: {card['date']}", "", "## Metrics (as measured by the conversion check)", "",
-             "| model | split | n | accuracy | macro-F1 | top-3 | UAR |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| model | split | n | accuracy | macro-F1 | top-3 | UAR |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for variant, m in card["metrics"].get("results", {}).items():
         lines.append(f"| {variant} | {card['metrics'].get('split', '?')} | {m['n']} | {m['accuracy']:.4f} | "
                      f"{m['macro_f1']:.4f} | {m['top3']:.4f} | {m['uar']:.4f} |")

@@ -23,15 +23,15 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from converters.model_card import build_card, write_card  # noqa: E402
-from device.labels import FACE_LABELS  # noqa: E402
-from device.preprocessing import equalize_batch  # noqa: E402
-from device.tflite_model import ModelLoadError  # noqa: E402
-from training.data_errors import DataError  # noqa: E402
-from training.evaluate import evaluate, is_voice_model  # noqa: E402
-from training.fer_data import load_faces  # noqa: E402
+from converters.model_card import build_card, write_card
+from device.labels import FACE_LABELS
+from device.preprocessing import equalize_batch
+from device.tflite_model import ModelLoadError
+from training.data_errors import DataError
+from training.evaluate import evaluate, is_voice_model
+from training.fer_data import load_faces
 
 FACE_PREPROCESSING = ("grey crop -> resize to 48x48 (INTER_AREA) -> cv2.equalizeHist -> raw pixels "
                       "0..255 into the model (normalisation is inside the model; int8 input = pixel "

@@ -92,4 +92,38 @@ def ds_cnn(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SIZE,
     return keras.Model(inputs, outputs, name="ds_cnn")
 
 
-BUILDERS = {"mini_xception": mini_xception, "ds_cnn": ds_cnn}
+
+
+def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
+              frames: int | None = None, bands: int | None = None) -> keras.Model:
+    """Compact CNN on one log-mel window (dB values in, normalised inside like the face models).
+
+    Two full 3x3 convolutions read the fine time-frequency detail (pitch harmonics, formant
+    moves); depthwise-separable blocks follow once 2x2 pooling has shrunk the map, which keeps
+    multiply-adds and parameters small. Global average pooling over time and frequency makes the
+    score depend on what is said how, not where in the window. About 60k parameters at width 1.
+    """
+    from device.log_mel import N_MELS, WINDOW_FRAMES
+
+    def w(filters: int) -> int:
+        return max(8, round(filters * width))
+
+    inputs = keras.Input(shape=(frames or WINDOW_FRAMES, bands or N_MELS, 1), name="log_mel")
+    x = layers.Rescaling(1.0 / 20.0, offset=3.5, name="normalise")(inputs)  # (dB + 70) / 20
+    x = _conv_bn_relu(x, w(24), name="conv1")
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = _conv_bn_relu(x, w(32), name="conv2")
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    for i, (filters, pool) in enumerate(((64, True), (96, True), (128, False), (160, False)), start=3):
+        x = _separable_bn(x, w(filters), f"block{i}")
+        x = layers.ReLU(name=f"block{i}_relu")(x)
+        if pool:
+            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Softmax(name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="voice_cnn")
+
+
+BUILDERS = {"mini_xception": mini_xception, "ds_cnn": ds_cnn, "voice_cnn": voice_cnn}

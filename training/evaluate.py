@@ -54,7 +54,8 @@ def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str
         y_true, probs, labels = voice_clip_predictions(model_path, data, actors)
     else:
         faces = load_faces(data, usage)
-        y_true, probs, labels = faces.labels, face_probabilities(model_path, faces.faces, flip_tta), FACE_LABELS
+        y_true, labels = faces.labels, FACE_LABELS
+        probs = face_probabilities(model_path, faces.faces, flip_tta)
     return y_true, probs, classification_report(y_true, probs, labels)
 
 

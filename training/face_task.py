@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import layers
+import tensorflow as tf
 
 from device.labels import FACE_LABELS
 from device.preprocessing import equalize_batch
@@ -12,16 +12,35 @@ from training.fer_data import load_faces
 from training.task import Task
 
 
-def face_augmenter(seed: int) -> keras.Sequential:
-    """Flip, shift, zoom, small rotation, brightness and contrast, on raw 0..255 pixels."""
-    return keras.Sequential([
-        layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed + 1),
-        layers.RandomZoom(0.12, fill_mode="reflect", seed=seed + 2),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
-        layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 4),
-        layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 5),
-    ], name="face_augmenter")
+def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.12, shift: float = 0.1,
+                  contrast: float = 0.2, brightness: float = 25.0) -> tf.Tensor:
+    """Random flip, rotation, zoom and shift in one bilinear warp, then contrast and brightness.
+
+    Plain TensorFlow ops (thread-safe inside a parallel tf.data map, unlike Keras preprocessing
+    layers, whose backend switching crashed a run here), on raw 0..255 pixels.
+    """
+    n = tf.shape(batch)[0]
+    size = tf.cast(tf.shape(batch)[1], tf.float32)
+    centre = (size - 1.0) / 2.0
+    flip = tf.where(tf.random.uniform([n]) < 0.5, -1.0, 1.0)
+    angle = tf.random.uniform([n], -max_degrees, max_degrees) * (np.pi / 180.0)
+    inverse_zoom = 1.0 / tf.random.uniform([n], 1.0 - zoom, 1.0 + zoom)
+    tx = tf.random.uniform([n], -shift, shift) * size
+    ty = tf.random.uniform([n], -shift, shift) * size
+    cos, sin = tf.cos(angle) * inverse_zoom, tf.sin(angle) * inverse_zoom
+    # Output pixel p maps to input pixel centre + M (p - centre - t), M = rotation * zoom * flip.
+    m00, m01, m10, m11 = cos * flip, sin, -sin * flip, cos
+    a2 = centre - m00 * (centre + tx) - m01 * (centre + ty)
+    b2 = centre - m10 * (centre + tx) - m11 * (centre + ty)
+    zeros = tf.zeros([n])
+    transforms = tf.stack([m00, m01, a2, m10, m11, b2, zeros, zeros], axis=1)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=batch, transforms=transforms, output_shape=tf.shape(batch)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+    mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
+    gain = tf.random.uniform([n, 1, 1, 1], 1.0 - contrast, 1.0 + contrast)
+    offset = tf.random.uniform([n, 1, 1, 1], -brightness, brightness)
+    return tf.clip_by_value((warped - mean) * gain + mean + offset, 0.0, 255.0)
 
 
 def predict_faces(model: keras.Model, faces: np.ndarray, flip: bool = False) -> np.ndarray:
@@ -31,12 +50,11 @@ def predict_faces(model: keras.Model, faces: np.ndarray, flip: bool = False) -> 
     return probs
 
 
-def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None, seed: int) -> Task:
+def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None) -> Task:
     train = load_faces(data, train_usage)
     val = load_faces(val_data or data, val_usage)
     x_train = equalize_batch(train.faces)[..., None].astype(np.float32)
     x_val = equalize_batch(val.faces)[..., None].astype(np.float32)
-    augmenter = face_augmenter(seed)
 
     def evaluate(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
         return val.labels, predict_faces(model, x_val)
@@ -48,7 +66,7 @@ def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
     return Task(
         labels=FACE_LABELS,
         x_train=x_train, y_train=train.labels, x_val=x_val, y_val=val.labels,
-        augment=lambda batch: augmenter(batch, training=True),
+        augment=augment_faces,
         evaluate=evaluate,
         extras=extras,
         description={"train": train.source, "val": val.source,

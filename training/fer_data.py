@@ -102,7 +102,7 @@ def _parse_pixels(path: Path, rows: list[str], line_numbers: list[int]) -> np.nd
         flat = np.fromstring(" ".join(rows), dtype=np.int64, sep=" ")
     if flat.size == len(rows) * PIXELS_PER_FACE and flat.min() >= 0 and flat.max() <= 255:
         return flat.astype(np.uint8).reshape(-1, FACE_SIZE, FACE_SIZE)
-    for row, number in zip(rows, line_numbers):
+    for row, number in zip(rows, line_numbers, strict=True):
         tokens = row.split()
         if len(tokens) != PIXELS_PER_FACE:
             raise DataError(

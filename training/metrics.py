@@ -31,7 +31,7 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, labels: tuple[s
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     present = actual > 0
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float(np.mean(y_pred == y_true)),
         "macro_f1": float(f1[present].mean()),
         "uar": float(recall[present].mean()),

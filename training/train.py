@@ -18,21 +18,21 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from training.architectures import BUILDERS  # noqa: E402
-from training.data_errors import DataError  # noqa: E402
-from training.face_task import face_task  # noqa: E402
-from training.metrics import classification_report  # noqa: E402
-from training.reports import write_reports  # noqa: E402
-from training.task import Task  # noqa: E402
+from training.architectures import BUILDERS
+from training.data_errors import DataError
+from training.face_task import face_task
+from training.metrics import classification_report
+from training.reports import write_reports
+from training.task import Task
 
 
 def build_task(args: argparse.Namespace) -> Task:
     if args.model in ("mini_xception", "ds_cnn"):
-        return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.seed)
+        return face_task(args.data, args.train_usage, args.val_usage, args.val_data)
     from training.voice_task import voice_task
 
     return voice_task(args.data, args.train_actors, args.val_actors, args.seed)
@@ -103,7 +103,11 @@ def make_dataset(task: Task, batch_size: int, seed: int, num_classes: int,
     weights = class_weights(task.y_train, num_classes, weight_power)[task.y_train]
     onehot = np.eye(num_classes, dtype=np.float32)[task.y_train]
     ds = tf.data.Dataset.from_tensor_slices((task.x_train, onehot, weights))
-    ds = ds.shuffle(len(task.y_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    # Full batches only: oneDNN's CPU kernels here crash (heap corruption) on a training step whose
+    # batch has an odd size such as 37; reshuffling every epoch still shows every sample.
+    batch_size = min(batch_size, len(task.y_train))
+    ds = ds.shuffle(len(task.y_train), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(lambda x, y, w: (task.augment(x), y, w), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -126,9 +130,10 @@ def train(args: argparse.Namespace) -> dict:
     keras.utils.set_random_seed(args.seed)
     task = build_task(args)
     if args.max_train_samples:
-        task.x_train, task.y_train = task.x_train[: args.max_train_samples], task.y_train[: args.max_train_samples]
+        cap = args.max_train_samples
+        task.x_train, task.y_train = task.x_train[:cap], task.y_train[:cap]
     num_classes = len(task.labels)
-    steps = int(np.ceil(len(task.y_train) / args.batch_size))
+    steps = max(1, len(task.y_train) // args.batch_size)
     state_path, last_path, best_path = out / "state.json", out / "last.keras", out / "best.keras"
     log_path = out / "history.csv"
     initial_epoch = 0
@@ -166,7 +171,7 @@ def train(args: argparse.Namespace) -> dict:
             make_dataset(task, args.batch_size, args.seed, num_classes, args.class_weight_power),
             validation_data=(task.x_val, np.eye(num_classes, dtype=np.float32)[task.y_val]),
             validation_batch_size=256, epochs=args.epochs, initial_epoch=initial_epoch,
-            callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,
+            callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 0,
         )
     best = keras.models.load_model(best_path) if best_path.exists() else model
     y_true, probs = task.evaluate(best)
@@ -182,7 +187,8 @@ def train(args: argparse.Namespace) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=[*BUILDERS, "voice_cnn"], required=True)
-    parser.add_argument("--data", required=True, help="FER2013 CSV[.gz] or image folder; RAVDESS folder for voice")
+    parser.add_argument("--data", required=True,
+                        help="FER2013 CSV[.gz] or image folder; RAVDESS folder for voice")
     parser.add_argument("--val-data", help="separate validation data (default: --data)")
     parser.add_argument("--train-usage", default="Training")
     parser.add_argument("--val-usage", default="PublicTest")

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks` prints latency, accuracy and pipeline figures."""

@@ -1,0 +1,355 @@
+"""The one configuration object: TOML file, then EDGE_EMOTION_<SECTION>_<KEY> environment
+overrides, then command-line flags, validated as a whole at start-up.
+
+Every key has a default that works on a Raspberry Pi with its camera, so an empty file is a valid
+configuration. See `device/example.toml` for every key with a comment. The MQTT password is not a
+key: it comes from `mqtt.password_file` or the EDGE_EMOTION_MQTT_PASSWORD variable only, so it
+never sits in a command line (visible in `ps`) or in a config file that gets pasted into a bug
+report.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import tomllib
+
+from device.config_loading import ConfigError, check_value, field_hints, parse_text, unknown_key_error
+
+ENV_PREFIX = "EDGE_EMOTION_"
+PASSWORD_ENV = "EDGE_EMOTION_MQTT_PASSWORD"
+DEFAULT_FACE_MODEL = "models/face_mini_xception_int8.tflite"
+
+
+@dataclass(frozen=True)
+class DeviceSection:
+    id: str = ""  # empty: the host name
+    num_threads: int = 1  # for the TFLite interpreter and OpenCV alike
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    uri: str = "picamera2"
+    kind: Literal["auto", "picamera2", "opencv", "images"] = "auto"
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    pace: bool = False
+
+
+@dataclass(frozen=True)
+class DetectorSection:
+    cascade: str = ""  # empty: OpenCV's haarcascade_frontalface_default.xml
+    detect_width: int = 320
+    scale_factor: float = 1.2
+    min_neighbors: int = 5
+    min_size: int = 32
+    every_n_frames: int = 8
+    crop_margin: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrackerSection:
+    iou_threshold: float = 0.3
+    max_missed: int = 2
+    follow: bool = True
+    follow_min_score: float = 0.5
+
+
+@dataclass(frozen=True)
+class SmoothingSection:
+    alpha: float = 0.3
+    margin: float = 0.1
+
+
+@dataclass(frozen=True)
+class EventsSection:
+    heartbeat_s: float = 10.0
+    out: str = ""
+    snapshot: bool = False
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    url: str = "mqtt://localhost:1883"
+    topic_prefix: str = "edge-emotion/{device_id}/"
+    client_id: str = ""
+    keepalive_s: int = 30
+    username: str = ""
+    password_file: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    queue_size: int = 1000
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    stats_every_s: float = 10.0
+    flush_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class FaceSection:
+    model: str = DEFAULT_FACE_MODEL
+    card: str = ""  # empty: the model path with .json
+    flip_tta: bool = False
+
+
+@dataclass(frozen=True)
+class LoggingSection:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    file: str = ""  # empty: stderr (journald under systemd)
+
+
+@dataclass(frozen=True)
+class AudioSection:
+    enabled: bool = False
+    source: Literal["file", "pyaudio"] = "file"
+    file: str = ""
+    device: str = ""
+    required: bool = False
+    hop_s: float = 0.5
+    window_s: float = 2.0
+    vad_threshold_db: float = -45.0
+    model: str = "models/voice_cnn_int8.tflite"
+
+
+@dataclass(frozen=True)
+class FusionSection:
+    method: Literal["product", "bel", "none"] = "product"
+    face_weight: float = 1.0
+    voice_weight: float = 1.0
+    stale_after_s: float = 2.0
+    bel_model: str = "models/fusion_bel.npz"
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceSection = DeviceSection()
+    source: SourceSection = SourceSection()
+    detector: DetectorSection = DetectorSection()
+    tracker: TrackerSection = TrackerSection()
+    smoothing: SmoothingSection = SmoothingSection()
+    events: EventsSection = EventsSection()
+    mqtt: MqttSection = MqttSection()
+    face: FaceSection = FaceSection()
+    logging: LoggingSection = LoggingSection()
+    audio: AudioSection = AudioSection()
+    fusion: FusionSection = FusionSection()
+    password: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def device_id(self) -> str:
+        return self.device.id or os.uname().nodename
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.mqtt.topic_prefix.format(device_id=self.device_id)
+
+    @property
+    def card_path(self) -> Path:
+        return Path(self.face.card) if self.face.card else Path(self.face.model).with_suffix(".json")
+
+
+SECTIONS: dict[str, type] = {name: hint for name, hint in field_hints(Config).items() if name != "password"}
+
+
+class _Layers:
+    """Raw values per section plus where each one came from, for messages that point at it."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        self.origin: dict[str, str] = {}
+
+    def put(self, section: str, key: str, value: Any, origin: str) -> None:
+        self.values[section][key] = value
+        self.origin[f"{section}.{key}"] = origin
+
+    def where(self, section: str, key: str) -> str:
+        return f"{section}.{key} (from {self.origin.get(f'{section}.{key}', 'the default')})"
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None,
+                overrides: list[tuple[str, str, str]] | None = None) -> Config:
+    """Build and validate the configuration.
+
+    `overrides` are (dotted key, text value, flag that set it) from the command line; text is parsed
+    to the key's type exactly like an environment variable.
+    """
+    env = dict(os.environ) if env is None else env
+    layers = _Layers()
+    if path is not None:
+        _read_toml(Path(path), layers)
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name != PASSWORD_ENV:
+            section, key = _split_env_name(name)
+            hint = field_hints(SECTIONS[section])[key]
+            origin = f"environment {name}"
+            layers.put(section, key, parse_text(hint, env[name], origin), origin)
+    for dotted, text, flag in overrides or []:
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS:
+            raise ConfigError(f"{flag}: unknown section {section!r} (sections: {', '.join(SECTIONS)})")
+        hints = field_hints(SECTIONS[section])
+        if key not in hints:
+            raise unknown_key_error(f"{flag} [{section}]", key, hints)
+        layers.put(section, key, parse_text(hints[key], text, f"{flag} {dotted}"), flag)
+    sections = {name: cls(**layers.values[name]) for name, cls in SECTIONS.items()}
+    config = Config(**sections, password=_password(sections["mqtt"], env, layers))
+    _validate(config, layers)
+    return config
+
+
+def _read_toml(path: Path, layers: _Layers) -> None:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass an existing file with --config") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for section, table in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{section}] (sections: {', '.join(SECTIONS)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section} must be a [{section}] table, not a value")
+        hints = field_hints(SECTIONS[section])
+        for key, value in table.items():
+            if key not in hints:
+                raise unknown_key_error(f"{path} [{section}]", key, hints)
+            layers.put(section, key, check_value(hints[key], value, f"{path} [{section}] {key}"), str(path))
+
+
+def _split_env_name(name: str) -> tuple[str, str]:
+    rest = name[len(ENV_PREFIX):].lower()
+    for section in sorted(SECTIONS, key=len, reverse=True):
+        if rest.startswith(section + "_"):
+            key = rest[len(section) + 1:]
+            hints = field_hints(SECTIONS[section])
+            if key in hints:
+                return section, key
+            raise unknown_key_error(f"environment {name} [{section}]", key, hints)
+    raise ConfigError(f"environment {name}: no section matches (sections: {', '.join(SECTIONS)}); "
+                      f"unset it or name it {ENV_PREFIX}<SECTION>_<KEY>")
+
+
+def _password(mqtt: MqttSection, env: dict[str, str], layers: _Layers) -> str | None:
+    if PASSWORD_ENV in env:
+        return env[PASSWORD_ENV]
+    if not mqtt.password_file:
+        return None
+    try:
+        return Path(mqtt.password_file).read_text().rstrip("\r\n")
+    except OSError as exc:
+        where = layers.where("mqtt", "password_file")
+        raise ConfigError(f"{where}: cannot read {mqtt.password_file} ({exc.strerror}); "
+                          "check the path and that the daemon's user may read it") from None
+
+
+class _Checker:
+    """Range and existence checks that a type alone cannot express, reported against their origin."""
+
+    def __init__(self, layers: _Layers) -> None:
+        self.layers = layers
+
+    def require(self, ok: bool, section: str, key: str, message: str) -> None:
+        if not ok:
+            raise ConfigError(f"{self.layers.where(section, key)}: {message}")
+
+    def existing_file(self, section: str, key: str, path: str, what: str, todo: str = "") -> None:
+        todo = todo or f"fix the path in {section}.{key}"
+        self.require(Path(path).is_file(), section, key,
+                     f"{what} {path} does not exist or is not a file; {todo}")
+
+
+def _validate(config: Config, layers: _Layers) -> None:
+    check = _Checker(layers)
+    require, existing_file = check.require, check.existing_file
+    c = config
+    require(c.device.num_threads >= 1, "device", "num_threads", "must be at least 1")
+    require(c.source.width > 0, "source", "width", "must be positive")
+    require(c.source.height > 0, "source", "height", "must be positive")
+    require(c.source.fps > 0, "source", "fps", "must be positive")
+    require(c.source.uri != "", "source", "uri", "is empty; give picamera2, a camera index, a file or a URL")
+    if c.detector.cascade:
+        existing_file("detector", "cascade", c.detector.cascade, "Haar cascade")
+    require(c.detector.detect_width >= 64, "detector", "detect_width", "must be at least 64 pixels")
+    require(c.detector.scale_factor > 1.0, "detector", "scale_factor", "must be greater than 1.0 (e.g. 1.2)")
+    require(c.detector.min_neighbors >= 0, "detector", "min_neighbors", "must be 0 or more")
+    require(c.detector.min_size >= 8, "detector", "min_size", "must be at least 8 pixels")
+    require(c.detector.every_n_frames >= 1, "detector", "every_n_frames", "must be at least 1")
+    require(0.0 <= c.detector.crop_margin <= 1.0, "detector", "crop_margin", "must be between 0 and 1")
+    require(0.0 < c.tracker.iou_threshold < 1.0, "tracker", "iou_threshold", "must be between 0 and 1")
+    require(c.tracker.max_missed >= 0, "tracker", "max_missed", "must be 0 or more")
+    require(0.0 <= c.tracker.follow_min_score <= 1.0, "tracker", "follow_min_score",
+            "must be between 0 and 1")
+    require(0.0 < c.smoothing.alpha <= 1.0, "smoothing", "alpha", "must be in (0, 1]")
+    require(0.0 <= c.smoothing.margin < 1.0, "smoothing", "margin", "must be in [0, 1)")
+    require(c.events.heartbeat_s >= 0, "events", "heartbeat_s", "must be 0 (off) or positive")
+    if c.events.out not in ("", "-"):
+        require(Path(c.events.out).resolve().parent.is_dir(), "events", "out",
+                f"folder of {c.events.out} does not exist")
+    existing_file("face", "model", c.face.model, "model file",
+                  "build one with `make train quantize` or point face.model (--model) at a .tflite")
+    if c.face.card:
+        existing_file("face", "card", c.face.card, "model card")
+    _validate_mqtt(c.mqtt, check)
+    if c.logging.file:
+        require(Path(c.logging.file).resolve().parent.is_dir(), "logging", "file",
+                f"folder of {c.logging.file} does not exist")
+    _validate_voice(c, check)
+
+
+def _validate_mqtt(m: MqttSection, check: _Checker) -> None:
+    require, existing_file = check.require, check.existing_file
+    if m.url:
+        try:
+            parts = urlsplit(m.url)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"{check.layers.where('mqtt', 'url')}: {m.url!r} does not parse ({exc}); "
+                              "write mqtt://host:1883") from None
+        require(parts.scheme in ("mqtt", "mqtts"), "mqtt", "url",
+                f"{m.url!r} must start with mqtt:// or mqtts:// (e.g. mqtt://localhost:1883)")
+        require(bool(parts.hostname), "mqtt", "url", f"{m.url!r} has no host name (e.g. mqtt://localhost:1883)")
+        require(port is None or 0 < port < 65536, "mqtt", "url", f"{m.url!r} has an invalid port")
+        require(not parts.password, "mqtt", "url",
+                "must not contain a password; use mqtt.password_file or EDGE_EMOTION_MQTT_PASSWORD")
+    require("+" not in m.topic_prefix and "#" not in m.topic_prefix, "mqtt", "topic_prefix",
+            "must not contain the MQTT wildcards + or #")
+    try:
+        m.topic_prefix.format(device_id="x")
+    except (KeyError, IndexError, ValueError):
+        require(False, "mqtt", "topic_prefix", "may only use the placeholder {device_id}")
+    require(m.keepalive_s >= 5, "mqtt", "keepalive_s", "must be at least 5 seconds")
+    require(m.queue_size >= 1, "mqtt", "queue_size", "must be at least 1")
+    require(m.reconnect_min_s > 0, "mqtt", "reconnect_min_s", "must be positive")
+    require(m.reconnect_max_s >= m.reconnect_min_s, "mqtt", "reconnect_max_s", "must be >= reconnect_min_s")
+    require(m.stats_every_s > 0, "mqtt", "stats_every_s", "must be positive")
+    require(m.flush_timeout_s >= 0, "mqtt", "flush_timeout_s", "must be 0 or more")
+    for key in ("tls_ca", "tls_cert", "tls_key"):
+        if getattr(m, key):
+            existing_file("mqtt", key, getattr(m, key), "TLS file")
+    require(bool(m.tls_cert) == bool(m.tls_key), "mqtt", "tls_key", "tls_cert and tls_key go together")
+
+
+def _validate_voice(c: Config, check: _Checker) -> None:
+    require, existing_file = check.require, check.existing_file
+    a, f = c.audio, c.fusion
+    require(a.hop_s > 0, "audio", "hop_s", "must be positive")
+    require(a.window_s >= a.hop_s, "audio", "window_s", "must be at least hop_s")
+    require(a.vad_threshold_db <= 0, "audio", "vad_threshold_db", "is in dBFS and must be 0 or below")
+    if a.enabled:
+        if a.source == "file":
+            require(a.file != "", "audio", "file", "is empty; give a WAV/FLAC path or set audio.source")
+            existing_file("audio", "file", a.file, "audio file")
+        existing_file("audio", "model", a.model, "voice model")
+        if f.method == "bel":
+            existing_file("fusion", "bel_model", f.bel_model, "BEL fusion model")
+    require(f.face_weight >= 0, "fusion", "face_weight", "must be 0 or more")
+    require(f.voice_weight >= 0, "fusion", "voice_weight", "must be 0 or more")
+    require(f.stale_after_s > 0, "fusion", "stale_after_s", "must be positive")

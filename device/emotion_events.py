@@ -1,0 +1,92 @@
+"""The messages the daemon emits (event, state, status, stats) and when a track deserves an event.
+
+Every message carries the schema version, its kind, the device id, a boot id (new each start, so
+a consumer can tell a restart from a gap) and an ISO-8601 UTC time. Events also carry a per-boot
+sequence number: a consumer that sees 41 then 43 knows it missed one. `device/event_schema.json`
+is the contract; the tests validate every message against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from device.box_geometry import Box
+from device.model_card_check import ModelIdentity
+
+SCHEMA_VERSION = 1
+EVENT_TYPES = ("appear", "change", "end", "heartbeat")
+
+
+def utc_now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def distribution(labels: tuple[str, ...], probabilities: np.ndarray) -> dict:
+    """Dominant class, its confidence and every class's probability, rounded for the wire."""
+    best = int(np.argmax(probabilities))
+    rounded = {label: round(float(p), 4) for label, p in zip(labels, probabilities, strict=True)}
+    return {"emotion": labels[best], "confidence": rounded[labels[best]], "probabilities": rounded}
+
+
+def due_event(announced: bool, changed: bool, last_event_s: float, now_s: float,
+              heartbeat_s: float) -> str | None:
+    """Which event, if any, a classified track owes now: at most one per track per frame."""
+    if not announced:
+        return "appear"
+    if changed:
+        return "change"
+    if heartbeat_s > 0 and now_s - last_event_s >= heartbeat_s:
+        return "heartbeat"
+    return None
+
+
+@dataclass(frozen=True)
+class TrackSnapshot:
+    """One track as an event or the state reports it."""
+
+    track_id: int
+    box: Box
+    age_s: float
+    emotion: str
+    confidence: float
+    probabilities: np.ndarray
+    valence: float
+    arousal: float
+
+
+@dataclass
+class MessageFactory:
+    device_id: str
+    boot_id: str
+    model: ModelIdentity
+    labels: tuple[str, ...]
+    seq: int = 0
+
+    def _header(self, kind: str) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "kind": kind, "device_id": self.device_id,
+                "boot_id": self.boot_id, "time": utc_now_iso()}
+
+    def event(self, event_type: str, track: TrackSnapshot, frame: dict, extras: dict | None = None) -> dict:
+        """A track event; `extras` adds optional objects (previous_emotion, voice, fused, snapshot)."""
+        self.seq += 1
+        face = distribution(self.labels, track.probabilities)
+        return {**self._header("event"), "type": event_type, "seq": self.seq, "frame": frame,
+                "track_id": track.track_id, "track_age_s": round(track.age_s, 3), "box": track.box.as_dict(),
+                "emotion": track.emotion, "confidence": round(track.confidence, 4),
+                "probabilities": face["probabilities"], "valence": round(track.valence, 4),
+                "arousal": round(track.arousal, 4), "model": self.model.as_dict(), **(extras or {})}
+
+    def state(self, tracks: list[TrackSnapshot]) -> dict:
+        return {**self._header("state"), "faces": len(tracks), "seq": self.seq,
+                "tracks": [{"track_id": t.track_id, "emotion": t.emotion,
+                            "confidence": round(t.confidence, 4), "valence": round(t.valence, 4),
+                            "arousal": round(t.arousal, 4), "box": t.box.as_dict()} for t in tracks]}
+
+    def status(self, status: str, version: str) -> dict:
+        return {**self._header("status"), "status": status, "version": version, "model": self.model.as_dict()}
+
+    def stats(self, figures: dict) -> dict:
+        return {**self._header("stats"), **figures}

@@ -1,0 +1,57 @@
+"""Per-track smoothing of class probabilities, with hysteresis on the dominant emotion.
+
+A face classifier flickers from frame to frame (lighting, blur, a half-closed eye); an event
+stream that followed it would report noise. Each track keeps an exponential moving average of its
+probabilities, and its reported emotion only changes when a challenger beats the current one by
+a margin, so a 0.41/0.39 tie does not toggle every frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def normalised(probabilities: np.ndarray) -> np.ndarray:
+    """Scale to sum to one: dequantized int8 outputs are off by a step or two; all-zero becomes uniform."""
+    total = float(probabilities.sum())
+    if total <= 0:
+        return np.full(len(probabilities), 1.0 / len(probabilities))
+    return probabilities / total
+
+
+def ema(previous: np.ndarray | None, probabilities: np.ndarray, alpha: float) -> np.ndarray:
+    """alpha weights the newest frame; the first frame of a track starts the average."""
+    if previous is None:
+        return probabilities.astype(np.float64)
+    return (1.0 - alpha) * previous + alpha * probabilities
+
+
+def dominant_with_hysteresis(smoothed: np.ndarray, current: int | None, margin: float) -> int:
+    """Keep `current` unless another class leads it by at least `margin`."""
+    best = int(np.argmax(smoothed))
+    if current is None or best == current:
+        return best
+    return best if smoothed[best] >= smoothed[current] + margin else current
+
+
+@dataclass
+class TrackEmotion:
+    """What one track currently shows, after smoothing."""
+
+    smoothed: np.ndarray | None = None
+    dominant: int | None = None
+    frames: int = 0
+
+    def update(self, probabilities: np.ndarray, alpha: float, margin: float) -> int | None:
+        """Fold in one frame's probabilities; return the previous dominant class if it changed."""
+        self.smoothed = ema(self.smoothed, normalised(probabilities), alpha)
+        self.frames += 1
+        previous = self.dominant
+        self.dominant = dominant_with_hysteresis(self.smoothed, previous, margin)
+        return previous if previous is not None and previous != self.dominant else None
+
+    @property
+    def confidence(self) -> float:
+        return float(self.smoothed[self.dominant])

@@ -1,0 +1,58 @@
+"""OpenCV Haar face detection on a downscaled grey frame.
+
+Haar costs grow with the pixel count and the number of scales searched, so detection runs on a
+frame shrunk to `detect_width` pixels wide, with a minimum face size that skips the tiny scales
+nobody stands far enough away to need. Boxes come back in full-frame pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from device.box_geometry import Box, scale_box
+
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+
+
+class DetectorError(RuntimeError):
+    """The cascade file cannot be loaded."""
+
+
+def default_cascade_path() -> Path:
+    return Path(cv2.data.haarcascades) / DEFAULT_CASCADE
+
+
+class HaarDetector:
+    def __init__(self, cascade: str = "", detect_width: int = 320, scale_factor: float = 1.2,
+                 min_neighbors: int = 5, min_size: int = 32) -> None:
+        path = Path(cascade) if cascade else default_cascade_path()
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise DetectorError(f"Haar cascade {path} cannot be loaded; reinstall opencv-python-headless<5 "
+                                "or point detector.cascade at a cascade XML")
+        self.detect_width = detect_width
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+
+    def downscale(self, grey: np.ndarray) -> tuple[np.ndarray, float]:
+        """The frame at detection resolution and the factor that maps its boxes back to full size."""
+        height, width = grey.shape
+        if width <= self.detect_width:
+            return grey, 1.0
+        factor = width / self.detect_width
+        small = cv2.resize(grey, (self.detect_width, round(height / factor)), interpolation=cv2.INTER_AREA)
+        return small, factor
+
+    def detect_small(self, small: np.ndarray, factor: float) -> list[Box]:
+        """Detect on an already downscaled frame; boxes in full-frame pixels."""
+        found = self._cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
+                                               minNeighbors=self.min_neighbors,
+                                               minSize=(self.min_size, self.min_size))
+        return [scale_box(Box(*map(int, b)), factor) for b in found]
+
+    def detect(self, grey: np.ndarray) -> list[Box]:
+        return self.detect_small(*self.downscale(grey))

@@ -1,0 +1,72 @@
+"""Refuse a face model whose card and interpreter disagree, before the first frame.
+
+A .tflite copied next to the wrong card (or a card edited by hand) would otherwise run and publish
+confident nonsense: a 64x64 model fed 48x48 crops, uint8 input fed int8 bytes, or an output order
+that no longer matches the labels in the events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from device.labels import FACE_LABELS
+from device.tflite_model import ModelLoadError, TFLiteModel
+
+
+class ModelCardError(ModelLoadError):
+    """The card is missing, unreadable, or contradicts the model file."""
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What events say about the model that produced them."""
+
+    name: str
+    version: str  # first 12 hex digits of the file's SHA-256: changes whenever the bytes do
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+def read_card(card_path: Path) -> dict:
+    try:
+        return json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise ModelCardError(f"model card {card_path} does not exist; every model ships with its JSON card "
+                             "(same name, .json): copy it along or rebuild with `make quantize`") from None
+    except (OSError, ValueError) as exc:
+        raise ModelCardError(f"model card {card_path} cannot be read as JSON ({exc})") from None
+
+
+def check_face_model(model: TFLiteModel, card_path: Path) -> ModelIdentity:
+    """Compare input shape, dtype, quantization and label count; return the model's identity."""
+    card = read_card(card_path)
+    where = f"model {model.path} vs card {card_path}"
+    try:
+        card_in, labels = card["input"], card["labels"]
+        problems = []
+        if card.get("kind", "face") != "face":
+            problems.append(f"card kind is {card['kind']!r}, not 'face'")
+        if tuple(card_in["shape"]) != model.input.shape:
+            problems.append(f"input shape {model.input.shape} but card says {tuple(card_in['shape'])}")
+        if card_in["dtype"] != model.input.dtype.name:
+            problems.append(f"input dtype {model.input.dtype.name} but card says {card_in['dtype']}")
+        if (abs(float(card_in["scale"]) - model.input.scale) > 1e-6 * max(1.0, model.input.scale)
+                or int(card_in["zero_point"]) != model.input.zero_point):
+            problems.append(f"input quantization ({model.input.scale:g}, {model.input.zero_point}) "
+                            f"but card says ({card_in['scale']:g}, {card_in['zero_point']})")
+        if len(labels) != model.output.shape[-1]:
+            problems.append(f"{model.output.shape[-1]} outputs but card lists {len(labels)} labels")
+        elif tuple(labels) != FACE_LABELS:
+            problems.append(f"card labels {labels} are not the face labels {list(FACE_LABELS)} in that order")
+        name = str(card.get("name", model.path.stem))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelCardError(f"{where}: card is missing or has a malformed field ({exc})") from None
+    if problems:
+        raise ModelCardError(f"{where}: {'; '.join(problems)}; use the card that came with this model "
+                             "or rebuild both with `make quantize`")
+    digest = hashlib.sha256(model.path.read_bytes()).hexdigest()[:12]
+    return ModelIdentity(name=name, version=digest)

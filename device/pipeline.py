@@ -1,0 +1,221 @@
+"""source → detector → tracker → classifier → smoother → events → sinks, one frame at a time.
+
+Everything here runs on the capture thread in a fixed order, so one frame's work is finished
+before the next is read and the stage clock adds up. The numeric work lives in the pure modules;
+this one only sequences it, keeps per-track state and decides when to talk.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from device.affect_circumplex import circumplex_points, valence_arousal
+from device.box_geometry import crop, expand_and_clip
+from device.config import Config
+from device.emotion_events import MessageFactory, TrackSnapshot, distribution, due_event
+from device.emotion_smoother import TrackEmotion
+from device.event_sinks import EventSink
+from device.face_classifier import FaceClassifier
+from device.face_tracker import FaceTracker, Track
+from device.frame_sources import Frame, FrameSource
+from device.haar_detector import HaarDetector
+from device.mqtt_publisher import MqttPublisher
+from device.pipeline_stats import PipelineStats, cpu_temperature_c, rss_mb
+from device.preprocessing import equalized_face
+from device.voice_provider import VoiceInput
+
+log = logging.getLogger("edge-emotion.pipeline")
+MIN_CROP = 8
+
+
+@dataclass
+class TrackReport:
+    """Per-track memory between frames: the smoothed emotion and when it last spoke."""
+
+    emotion: TrackEmotion = field(default_factory=TrackEmotion)
+    announced: bool = False
+    last_event_s: float = 0.0
+
+
+class Pipeline:
+    def __init__(self, config: Config, source: FrameSource, detector: HaarDetector, tracker: FaceTracker,
+                 classifier: FaceClassifier, messages: MessageFactory, sinks: list[EventSink],
+                 publisher: MqttPublisher | None = None, voice: VoiceInput | None = None) -> None:
+        self.config = config
+        self.source = source
+        self.detector = detector
+        self.tracker = tracker
+        self.classifier = classifier
+        self.messages = messages
+        self.sinks = sinks
+        self.publisher = publisher
+        self.voice = voice
+        self.stop = threading.Event()
+        self.stats = PipelineStats()
+        self.reports: dict[int, TrackReport] = {}
+        self.event_counts: Counter[str] = Counter()
+        self.tracks_seen = 0
+        self._points = circumplex_points(messages.labels)
+        self._frame_meta: dict = {}
+
+    def run(self) -> dict:
+        """Process frames until the source ends or `stop` is set; return the run's summary."""
+        cfg = self.config
+        pace = cfg.source.pace and not self.source.live
+        wall_start = time.monotonic()
+        next_stats = wall_start + cfg.mqtt.stats_every_s
+        while not self.stop.is_set():
+            t0 = time.perf_counter()
+            frame = self.source.read()
+            self.stats.add("capture", time.perf_counter() - t0)
+            if frame is None:
+                break
+            if pace:
+                time.sleep(max(0.0, wall_start + frame.media_time_s - time.monotonic()))
+            self.process(frame)
+            if time.monotonic() >= next_stats:
+                next_stats += cfg.mqtt.stats_every_s
+                self._send_stats()
+        self._deliver(self._end_events(self.tracker.end_all(), self._frame_meta.get("media_time_s", 0.0)))
+        self._send_stats()
+        return self.summary()
+
+    def process(self, frame: Frame) -> None:
+        cfg = self.config
+        clock = time.perf_counter
+        grey = frame.grey
+        height, width = grey.shape
+        self._frame_meta = {"index": frame.index, "media_time_s": round(frame.media_time_s, 3),
+                            "width": width, "height": height}
+        t0 = clock()
+        small, factor = self.detector.downscale(grey)
+        ended: list[Track] = []
+        if frame.index % cfg.detector.every_n_frames == 0:
+            boxes = self.detector.detect_small(small, factor)
+            t1 = clock()
+            changes = self.tracker.update(boxes, small, factor, frame.media_time_s)
+            ended = changes.ended
+            self.tracks_seen += len(changes.started)
+        else:
+            t1 = clock()
+            self.tracker.follow(small, factor)
+        t2 = clock()
+        self.stats.add("detect", t1 - t0)
+        self.stats.add("track", t2 - t1)
+        events = self._end_events(ended, frame.media_time_s)
+        for track in self.tracker.tracks:
+            box = expand_and_clip(track.box, cfg.detector.crop_margin, width, height)
+            if box.w < MIN_CROP or box.h < MIN_CROP:
+                continue
+            t0 = clock()
+            face = equalized_face(crop(grey, box), self.classifier.size)
+            t1 = clock()
+            probabilities = self.classifier.classify_equalized(face)
+            t2 = clock()
+            report = self.reports.setdefault(track.track_id, TrackReport())
+            previous = report.emotion.update(probabilities, cfg.smoothing.alpha, cfg.smoothing.margin)
+            kind = due_event(report.announced, previous is not None, report.last_event_s, frame.media_time_s,
+                             cfg.events.heartbeat_s)
+            if kind is not None:
+                extras = {"previous_emotion": self.messages.labels[previous]} if kind == "change" else {}
+                if kind == "appear" and cfg.events.snapshot:
+                    extras["snapshot"] = _jpeg(crop(grey, box))
+                events.append(self._event(kind, track, report, frame.media_time_s, extras))
+                report.announced, report.last_event_s = True, frame.media_time_s
+            self.stats.add("preprocess", t1 - t0)
+            self.stats.add("infer", t2 - t1)
+            self.stats.add("smooth", clock() - t2)
+        t0 = clock()
+        self._deliver(events)
+        self.stats.add("publish", clock() - t0)
+        self.stats.frame_done(len(self.tracker.tracks))
+
+    def _end_events(self, ended: list[Track], time_s: float) -> list[dict]:
+        events = []
+        for track in ended:
+            report = self.reports.pop(track.track_id, None)
+            if report is not None and report.announced:
+                events.append(self._event("end", track, report, time_s, {}))
+        return events
+
+    def _deliver(self, events: list[dict]) -> None:
+        if not events:
+            return
+        for event in events:
+            self.event_counts[event["type"]] += 1
+            for sink in self.sinks:
+                sink.publish_event(event)
+        state = self.messages.state(self._snapshots())
+        for sink in self.sinks:
+            sink.publish_state(state)
+
+    def _send_stats(self) -> None:
+        stats = self.stats_message()
+        for sink in self.sinks:
+            sink.publish_stats(stats)
+
+    def _snapshot(self, track: Track, report: TrackReport, time_s: float) -> TrackSnapshot:
+        emotion = report.emotion
+        valence, arousal = valence_arousal(emotion.smoothed, self._points)
+        return TrackSnapshot(track.track_id, track.box, max(0.0, time_s - track.started_s),
+                             self.messages.labels[emotion.dominant], emotion.confidence, emotion.smoothed,
+                             valence, arousal)
+
+    def _snapshots(self) -> list[TrackSnapshot]:
+        time_s = self._frame_meta.get("media_time_s", 0.0)
+        return [self._snapshot(t, self.reports[t.track_id], time_s) for t in self.tracker.tracks
+                if t.track_id in self.reports and self.reports[t.track_id].announced]
+
+    def _event(self, kind: str, track: Track, report: TrackReport, time_s: float, extras: dict) -> dict:
+        snapshot = self._snapshot(track, report, time_s)
+        return self.messages.event(kind, snapshot, dict(self._frame_meta),
+                                   {**extras, **self._voice_objects(snapshot.probabilities)})
+
+    def _voice_objects(self, face: np.ndarray) -> dict:
+        """`voice` (and `fused`, with a fuser) from a voiced reading no older than fusion.stale_after_s."""
+        if self.voice is None:
+            return {}
+        reading = self.voice.provider.latest()
+        now = time.time()
+        if reading is None or reading.probabilities is None:
+            return {}
+        age = max(0.0, now - reading.timestamp)
+        if age > self.config.fusion.stale_after_s:
+            return {}
+        voice = distribution(self.voice.labels, reading.probabilities)
+        objects = {"voice": {**voice, "age_s": round(age, 3)}}
+        fuser = self.voice.fuser if self.config.fusion.method != "none" else None
+        if fuser is not None:
+            fused = fuser.fuse(face, now, reading.face_probabilities, reading.timestamp, now)
+            if fused is not None and fused.method in ("product", "bel"):
+                objects["fused"] = {**distribution(self.messages.labels, fused.probabilities),
+                                    "method": fused.method}
+        return objects
+
+    def stats_message(self) -> dict:
+        window = self.stats.window()
+        publisher = self.publisher
+        return self.messages.stats({
+            "uptime_s": round(time.monotonic() - self.stats.started, 1), "frames": self.stats.frames,
+            **window, "faces": len(self.tracker.tracks), "dropped_frames": self.source.dropped,
+            "queue_depth": publisher.queue_depth if publisher else 0,
+            "events": sum(self.event_counts.values()),
+            "events_dropped": publisher.dropped if publisher else 0,
+            "cpu_temp_c": cpu_temperature_c(), "rss_mb": round(rss_mb(), 1)})
+
+    def summary(self) -> dict:
+        return {**self.stats.totals(), "tracks": self.tracks_seen, "events": sum(self.event_counts.values()),
+                "event_types": dict(self.event_counts), "dropped_frames": self.source.dropped}
+
+
+def _jpeg(image: np.ndarray) -> dict:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return {"format": "jpeg", "data": base64.b64encode(data.tobytes()).decode("ascii") if ok else ""}

@@ -1,0 +1,56 @@
+"""Builders: shapes, parameter budgets, and that every architecture survives full-integer int8."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+keras = pytest.importorskip("keras")
+
+from converters.quantize import convert  # noqa: E402
+from device.preprocessing import equalize_batch  # noqa: E402
+from device.tflite_model import TFLiteModel  # noqa: E402
+from tests.synthetic_faces import synthetic_faces  # noqa: E402
+from training.architectures import ds_cnn, mini_xception  # noqa: E402
+
+
+@pytest.mark.parametrize(("builder", "width", "low", "high"),
+                         [(mini_xception, 1.0, 55_000, 62_000), (mini_xception, 1.25, 80_000, 100_000),
+                          (ds_cnn, 1.0, 60_000, 100_000)])
+def test_output_shape_and_parameter_budget(builder, width: float, low: int, high: int) -> None:
+    model = builder(width=width)
+    assert model.input_shape == (None, 48, 48, 1)
+    assert model.output_shape == (None, 7)
+    assert low <= model.count_params() <= high
+    probs = model.predict(np.zeros((2, 48, 48, 1), np.float32), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("builder", [mini_xception, ds_cnn])
+def test_int8_conversion_is_integer_only_and_agrees_with_float(builder, tmp_path: Path) -> None:
+    keras.utils.set_random_seed(0)
+    faces, labels = synthetic_faces(24, seed=3)
+    x = equalize_batch(faces)[..., None].astype(np.float32)
+    model = builder(width=0.5)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, labels, epochs=4, batch_size=32, verbose=0)
+    int8_path = tmp_path / "model_int8.tflite"
+    int8_path.write_bytes(convert(model, x[::3]))
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(int8_path))
+    interpreter.allocate_tensors()
+    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    assert dtypes <= {"int8", "int32"}, f"float tensors left in the int8 model: {dtypes}"
+    tflite = TFLiteModel(int8_path)
+    assert tflite.input.dtype == np.int8 and tflite.output.dtype == np.int8
+    q = (x.astype(np.int16) - 128).astype(np.int8)  # scale 1, zero point -128: pixel - 128
+    assert (tflite.input.scale, tflite.input.zero_point) == (1.0, -128)
+    int8_pred = np.array([tflite.invoke(sample[None]).argmax() for sample in q])
+    float_pred = model.predict(x, verbose=0).argmax(axis=1)
+    assert np.mean(int8_pred == float_pred) >= 0.9

@@ -1,0 +1,72 @@
+"""The daemon refuses models that do not fit: wrong input shape, card mismatch, corrupt file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from device.face_classifier import FaceClassifier
+from device.model_card_check import ModelCardError, check_face_model
+from device.tflite_model import ModelLoadError, TFLiteModel
+from tests.conftest import run_daemon
+from tests.test_device_config import assert_one_line_exit_2
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def odd_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.model_factory import build_face_model
+
+    folder = tmp_path_factory.mktemp("odd_models")
+    return {"64px": build_face_model(folder, "face_64px", input_shape=(64, 64, 1)),
+            "rgb": build_face_model(folder, "face_rgb", input_shape=(48, 48, 3)),
+            "5 classes": build_face_model(folder, "face_5", classes=5)}
+
+
+def test_matching_card_passes_and_names_the_model(face_model: Path) -> None:
+    identity = check_face_model(TFLiteModel(face_model), face_model.with_suffix(".json"))
+    assert identity.name == face_model.stem and len(identity.version) == 12
+
+
+def test_model_with_a_different_input_shape_than_its_card_is_refused(tmp_path: Path, face_model: Path,
+                                                                     odd_models) -> None:
+    # a 64x64 model that arrived with the 48x48 model's card
+    model = shutil.copy(odd_models["64px"], tmp_path / "face.tflite")
+    card = shutil.copy(face_model.with_suffix(".json"), tmp_path / "face.json")
+    with pytest.raises(ModelCardError, match=r"input shape \(1, 64, 64, 1\) but card says \(1, 48, 48, 1\)"):
+        check_face_model(TFLiteModel(model), Path(card))
+    result = run_daemon("--model", str(model), "--no-mqtt", "--source", "unused.mp4")
+    assert_one_line_exit_2(result, "input shape (1, 64, 64, 1) but card says (1, 48, 48, 1)", "make quantize")
+
+
+def test_colour_model_is_refused_even_with_its_own_card(odd_models) -> None:
+    with pytest.raises(ModelLoadError, match=r"input shape \(1, 48, 48, 3\); a face model takes"):
+        FaceClassifier(odd_models["rgb"])
+    result = run_daemon("--model", str(odd_models["rgb"]), "--no-mqtt")
+    assert_one_line_exit_2(result, "(1, 48, 48, 3)")
+
+
+def test_label_count_mismatch_is_refused(tmp_path: Path, face_model: Path, odd_models) -> None:
+    model = shutil.copy(odd_models["5 classes"], tmp_path / "face.tflite")
+    shutil.copy(face_model.with_suffix(".json"), tmp_path / "face.json")
+    with pytest.raises(ModelCardError, match="5 outputs but card lists 7 labels"):
+        check_face_model(TFLiteModel(model), tmp_path / "face.json")
+
+
+def test_missing_card_is_refused(tmp_path: Path, face_model: Path) -> None:
+    model = shutil.copy(face_model, tmp_path / "lonely.tflite")
+    with pytest.raises(ModelCardError, match=r"lonely\.json does not exist"):
+        check_face_model(TFLiteModel(model), tmp_path / "lonely.json")
+
+
+def test_corrupt_model_file_is_refused(tmp_path: Path, face_model: Path) -> None:
+    corrupt = tmp_path / "face.tflite"
+    corrupt.write_bytes(face_model.read_bytes()[:300])
+    shutil.copy(face_model.with_suffix(".json"), tmp_path / "face.json")
+    with pytest.raises(ModelLoadError, match="is not a valid TFLite model"):
+        TFLiteModel(corrupt)
+    result = run_daemon("--model", str(corrupt), "--no-mqtt")
+    assert_one_line_exit_2(result, f"model file {corrupt} is not a valid TFLite model")

@@ -1,0 +1,215 @@
+"""`python -m training.fusion_evaluation`: face-only, voice-only, product rule and BEL side by side.
+
+There is no recording here of one person's face and voice at the same moment, so this builds
+class-matched PSEUDO-PAIRS: each FER2013 face is paired with a random RAVDESS clip of the same
+class (over the 7 face classes; calm counts as neutral). The face and the voice in a pair come
+from different people and different moments; they share only the label. That makes the two
+modalities' errors independent, which real paired recordings would not be, so these figures
+say how the fusion rules combine two independent opinions, not how well the daemon reads a
+real person.
+
+- Training pairs (for BEL): FER2013 Training faces x RAVDESS clips of the training actors.
+- Held-out pairs (for every method): FER2013 PublicTest faces x clips of the validation actors,
+  every PublicTest face used once, the clip drawn again for each of --pairings repetitions.
+
+Face probabilities come from the device's FaceClassifier, voice probabilities from the device's
+VoiceClassifier (whole clips scored as the daemon would), both on the int8 models. Writes the
+BEL model (--bel-out), report.json, report.md and confusion matrices into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.bel import BEL
+from device.face_classifier import FaceClassifier
+from device.fusion import product_rule
+from device.labels import FACE_LABELS
+from device.tflite_model import ModelLoadError
+from device.voice_classifier import VoiceClassifier
+from device.voice_labels import VOICE_LABELS, VOICE_TO_FACE_INDEX, voice_to_face_probabilities
+from training.data_errors import DataError
+from training.fer_data import load_faces
+from training.metrics import classification_report
+from training.ravdess_data import clip_labels, find_clips, read_clip
+from training.reports import plot_confusion
+
+METHODS = ("face only", "voice only", "product rule", "BEL")
+NOTICE = ("PSEUDO-PAIRS, not paired recordings: every face is paired with a RAVDESS clip of the same class "
+          "from a different person; the two modalities' errors are independent here, unlike in real life.")
+
+
+@dataclass
+class Scored:
+    """Model outputs for one side (training or held-out): face and voice probabilities with labels."""
+
+    face_probs: np.ndarray  # (faces, 7)
+    face_labels: np.ndarray
+    voice_probs: np.ndarray  # (clips, 8)
+    voice_labels: np.ndarray  # over the 8 voice classes
+
+    @property
+    def voice_face_probs(self) -> np.ndarray:
+        return voice_to_face_probabilities(self.voice_probs)
+
+    @property
+    def voice_face_labels(self) -> np.ndarray:
+        return VOICE_TO_FACE_INDEX[self.voice_labels]
+
+
+def score_side(face_model: Path, voice_model: Path, fer: str, usage: str, ravdess: str, actors: str,
+               max_faces: int, seed: int) -> Scored:
+    faces = load_faces(fer, usage)
+    picked = np.arange(len(faces))
+    if max_faces and len(picked) > max_faces:
+        picked = np.sort(np.random.default_rng(seed).choice(len(picked), max_faces, replace=False))
+    face_classifier = FaceClassifier(face_model, num_threads=1)
+    face_probs = np.stack([face_classifier.classify(face) for face in faces.faces[picked]])
+    clips = find_clips(ravdess, actors)
+    voice_classifier = VoiceClassifier(voice_model, num_threads=1)
+    voice_probs = np.stack([voice_classifier.classify_clip(read_clip(c)) for c in clips])
+    return Scored(face_probs, faces.labels[picked], voice_probs, clip_labels(clips))
+
+
+def pair_by_class(face_labels: np.ndarray, clip_face_labels: np.ndarray, seed: int) -> np.ndarray:
+    """For every face, the index of a random clip of the same face class."""
+    rng = np.random.default_rng(seed)
+    pairs = np.empty(len(face_labels), dtype=np.int64)
+    for label in np.unique(face_labels):
+        pool = np.flatnonzero(clip_face_labels == label)
+        if pool.size == 0:
+            raise DataError(f"no voice clip of class {FACE_LABELS[label]} to pair faces with")
+        where = np.flatnonzero(face_labels == label)
+        pairs[where] = rng.choice(pool, size=where.size)
+    return pairs
+
+
+def method_probabilities(face: np.ndarray, voice: np.ndarray, bel: BEL) -> dict[str, np.ndarray]:
+    return {"face only": face, "voice only": voice, "product rule": product_rule(face, voice),
+            "BEL": bel.scores(np.hstack([face, voice]))}
+
+
+def train_bel(side: Scored, epochs: int, seed: int) -> tuple[BEL, list[float]]:
+    pairs = pair_by_class(side.face_labels, side.voice_face_labels, seed)
+    inputs = np.hstack([side.face_probs, side.voice_face_probs[pairs]])
+    bel = BEL.new(inputs=inputs.shape[1], classes=len(FACE_LABELS))
+    return bel, bel.fit(inputs, side.face_labels, epochs=epochs, seed=seed)
+
+
+def evaluate_pairs(side: Scored, bel: BEL, pairings: int, seed: int) -> tuple[dict, dict]:
+    """Mean and spread of each method over `pairings` random pairings; reports of the first one."""
+    rows: dict[str, list[dict]] = {m: [] for m in METHODS}
+    first: dict[str, dict] = {}
+    for k in range(pairings):
+        pairs = pair_by_class(side.face_labels, side.voice_face_labels, seed + 1000 + k)
+        probs = method_probabilities(side.face_probs, side.voice_face_probs[pairs], bel)
+        for method, p in probs.items():
+            report = classification_report(side.face_labels, p, FACE_LABELS)
+            rows[method].append(report)
+            first.setdefault(method, report)
+    summary = {m: {"accuracy": float(np.mean([r["accuracy"] for r in reports])),
+                   "accuracy_sd": float(np.std([r["accuracy"] for r in reports])),
+                   "uar": float(np.mean([r["uar"] for r in reports])),
+                   "macro_f1": float(np.mean([r["macro_f1"] for r in reports])),
+                   "n": reports[0]["n"]} for m, reports in rows.items()}
+    return summary, first
+
+
+def report_markdown(result: dict) -> str:
+    lines = ["# Face + voice fusion on class-matched pseudo-pairs", "", f"**{NOTICE}**", "",
+             f"- held-out pairs: {result['held_out']['pairs']} FER2013 {result['held_out']['faces']} faces, "
+             f"each with a clip of RAVDESS actors {result['held_out']['actors']} "
+             f"({result['held_out']['clips']} clips), {result['pairings']} random pairings",
+             f"- BEL trained on {result['training']['pairs']} pairs: FER2013 {result['training']['faces']} "
+             f"faces x RAVDESS actors {result['training']['actors']}; final training error "
+             f"{result['training']['bel_error_per_epoch'][-1]:.4f}",
+             f"- models: face {result['face_model']}, voice {result['voice_model']}",
+             f"- command: `{result['command']}`", "",
+             "| method | accuracy (mean ± sd) | UAR | macro-F1 |", "| --- | --- | --- | --- |"]
+    for method, row in result["results"].items():
+        lines.append(f"| {method} | {row['accuracy']:.4f} ± {row['accuracy_sd']:.4f} | {row['uar']:.4f} | "
+                     f"{row['macro_f1']:.4f} |")
+    voice = result["voice_clips"]
+    lines += ["", f"Voice model alone on the held-out clips (8 classes, per clip): accuracy "
+              f"{voice['accuracy']:.4f}, UAR {voice['uar']:.4f}, n={voice['n']}.",
+              "", "Training-side accuracy of the inputs BEL learned from (seen in training, so "
+              f"optimistic): face {result['training']['face_accuracy']:.4f}, voice (7 classes) "
+              f"{result['training']['voice_accuracy']:.4f}."]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    face_model, voice_model = Path(args.face_model), Path(args.voice_model)
+    train = score_side(face_model, voice_model, args.fer, args.train_usage, args.ravdess, args.train_actors,
+                       args.max_train_faces, args.seed)
+    held = score_side(face_model, voice_model, args.fer, args.test_usage, args.ravdess, args.test_actors,
+                      0, args.seed)
+    bel, errors = train_bel(train, args.bel_epochs, args.seed)
+    train_voice_accuracy = float(np.mean(train.voice_face_probs.argmax(1) == train.voice_face_labels))
+    Path(args.bel_out).parent.mkdir(parents=True, exist_ok=True)
+    bel.save(args.bel_out)
+    summary, first = evaluate_pairs(held, bel, args.pairings, args.seed)
+    voice_report = classification_report(held.voice_labels, held.voice_probs, VOICE_LABELS)
+    plot_confusion(voice_report, out / "voice_clips_confusion.png",
+                   f"{voice_model.name} per clip, actors {args.test_actors}")
+    for method, report in first.items():
+        plot_confusion(report, out / f"confusion_{method.replace(' ', '_')}.png", f"{method} (pseudo-pairs)")
+    result = {
+        "notice": NOTICE,
+        "command": "python -m training.fusion_evaluation " + shlex.join(sys.argv[1:]),
+        "face_model": str(face_model), "voice_model": str(voice_model), "pairings": args.pairings,
+        "held_out": {"faces": args.test_usage, "actors": args.test_actors, "pairs": len(held.face_labels),
+                     "clips": len(held.voice_labels)},
+        "training": {"faces": args.train_usage, "actors": args.train_actors, "pairs": len(train.face_labels),
+                     "bel_error_per_epoch": errors, "bel_file": str(args.bel_out),
+                     "face_accuracy": float(np.mean(train.face_probs.argmax(1) == train.face_labels)),
+                     "voice_accuracy": train_voice_accuracy},
+        "results": summary,
+        "voice_clips": {k: voice_report[k] for k in ("accuracy", "uar", "macro_f1", "n", "confusion_matrix")},
+    }
+    (out / "report.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "report.md").write_text(report_markdown(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--face-model", default="models/face_mini_xception_int8.tflite")
+    parser.add_argument("--voice-model", default="models/voice_cnn_int8.tflite")
+    parser.add_argument("--fer", default="../shared/datasets/fer2013/fer2013.csv.gz")
+    parser.add_argument("--ravdess", default="../shared/datasets/ravdess")
+    parser.add_argument("--train-usage", default="Training")
+    parser.add_argument("--test-usage", default="PublicTest")
+    parser.add_argument("--train-actors", default="1-16")
+    parser.add_argument("--test-actors", default="17-20")
+    parser.add_argument("--max-train-faces", type=int, default=10_000, help="0 = all training faces")
+    parser.add_argument("--bel-epochs", type=int, default=10)
+    parser.add_argument("--pairings", type=int, default=5, help="random pairings of the held-out faces")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/fusion")
+    parser.add_argument("--bel-out", default="models/fusion_bel.npz")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except (DataError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(NOTICE)
+    for method, row in result["results"].items():
+        print(f"{method:>13}: accuracy {row['accuracy']:.4f} ± {row['accuracy_sd']:.4f}  "
+              f"UAR {row['uar']:.4f}  n={row['n']}")
+    print(json.dumps({m.replace(" ", "_"): round(r["accuracy"], 4) for m, r in result["results"].items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""RAVDESS speech as a training task: log-mel windows, audio augmentation, per-clip evaluation.
+
+Features are computed once per clip with the device's own `log_mel` and kept in memory (about
+a minute for all clips, then every epoch is cheap). Each training sample is a crop centred on
+the clip's speech and a little longer than the model window, so the augmenter can pick a random
+2 s inside it; validation windows are cut exactly as the device cuts them (2 s every 0.5 s, VAD
+weighted), and `evaluate` scores whole clips from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from device.log_mel import FLOOR_DB, HOP_LENGTH, SAMPLE_RATE, WINDOW_FRAMES, log_mel
+from device.vad import frame_levels_db
+from device.voice_labels import VOICE_LABELS
+from device.voice_windows import clip_score, clip_windows
+from training.data_errors import DataError
+from training.ravdess_data import Clip, clip_labels, find_clips, read_clip
+from training.task import Task
+
+CROP_SLACK_S = 0.8  # extra context around the 2 s window for the random time crop
+CROP_FRAMES = WINDOW_FRAMES + round(CROP_SLACK_S * SAMPLE_RATE / HOP_LENGTH)
+SPEECH_RANGE_DB = 35.0  # frames within this of the loudest frame count as the utterance
+GAIN_DB = 10.0
+SNR_DB = (10.0, 40.0)
+NOISE_PROBABILITY = 0.5
+FREQ_MASKS, FREQ_MASK_BANDS = 2, 8
+TIME_MASKS, TIME_MASK_FRAMES = 2, 25
+
+
+def speech_crop(samples: np.ndarray, frames: int = CROP_FRAMES) -> np.ndarray:
+    """(frames, bands) of log-mel centred on the utterance (edge-padded when the clip is short)."""
+    features = log_mel(samples)
+    levels = frame_levels_db(samples)
+    active = np.flatnonzero(levels > levels.max() - SPEECH_RANGE_DB)
+    centre = (active[0] + active[-1]) // 2
+    if len(features) < frames:
+        features = np.pad(features, ((0, frames - len(features)), (0, 0)), mode="edge")
+    start = int(np.clip(centre - frames // 2, 0, len(features) - frames))
+    return features[start: start + frames]
+
+
+@dataclass
+class ClipWindowSet:
+    """Every window of a list of clips, and which clip each belongs to."""
+
+    features: np.ndarray  # (windows, frames, bands)
+    weights: np.ndarray  # per window: VAD weight within its clip
+    clip_index: np.ndarray  # per window
+    labels: np.ndarray  # per clip
+
+    def clip_probabilities(self, window_probs: np.ndarray) -> np.ndarray:
+        return np.stack([clip_score(window_probs[self.clip_index == i], self.weights[self.clip_index == i])
+                         for i in range(len(self.labels))])
+
+    def predict_clips(self, model) -> np.ndarray:
+        """Clip probabilities from a Keras model run on every window."""
+        return self.clip_probabilities(model.predict(self.features[..., None], batch_size=256, verbose=0))
+
+
+def window_set(clips: list[Clip]) -> ClipWindowSet:
+    features, weights, owners = [], [], []
+    for i, clip in enumerate(clips):
+        windows = clip_windows(read_clip(clip))
+        features.append(windows.features)
+        weights.append(windows.weights)
+        owners.append(np.full(len(windows.features), i))
+    return ClipWindowSet(np.concatenate(features), np.concatenate(weights), np.concatenate(owners),
+                             clip_labels(clips))
+
+
+def random_time_crop(batch: tf.Tensor) -> tf.Tensor:
+    """A different random WINDOW_FRAMES-long crop for every sample of a (B, T, bands, 1) batch."""
+    size = tf.shape(batch)[0]
+    offsets = tf.random.uniform([size], 0, tf.shape(batch)[1] - WINDOW_FRAMES + 1, dtype=tf.int32)
+    index = offsets[:, None] + tf.range(WINDOW_FRAMES)[None, :]
+    return tf.gather(batch, index, batch_dims=1)
+
+
+def random_gain_and_noise(batch: tf.Tensor) -> tf.Tensor:
+    """Gain is an offset in dB; noise is added in the power domain at a random SNR, with a random
+    spectral tilt and a little per-bin fluctuation, on about half of the samples."""
+    size, frames, bands = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
+    gain = tf.random.uniform([size, 1, 1, 1], -GAIN_DB, GAIN_DB)
+    x = tf.maximum(batch + gain, FLOOR_DB)
+    level = tf.reduce_max(tf.reduce_mean(x, axis=2, keepdims=True), axis=1, keepdims=True)
+    snr = tf.random.uniform([size, 1, 1, 1], *SNR_DB)
+    tilt = tf.random.uniform([size, 1, 1, 1], -10.0, 10.0) * tf.reshape(
+        tf.linspace(-0.5, 0.5, bands), [1, 1, -1, 1])
+    noise_db = level - snr + tilt + tf.random.normal([size, frames, bands, 1], stddev=2.0)
+    noisy = 10.0 * tf.math.log(tf.pow(10.0, x / 10.0) + tf.pow(10.0, noise_db / 10.0)) / tf.math.log(10.0)
+    use = tf.random.uniform([size, 1, 1, 1]) < NOISE_PROBABILITY
+    return tf.where(use, noisy, x)
+
+
+def spec_augment(batch: tf.Tensor) -> tf.Tensor:
+    """SpecAugment-style masks: a few random bands and frame spans set to the sample's mean."""
+    size, frames, bands = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
+    keep = tf.ones_like(batch, dtype=tf.bool)
+    for axis_len, masks, widest, shape in ((bands, FREQ_MASKS, FREQ_MASK_BANDS, [size, 1, -1, 1]),
+                                           (frames, TIME_MASKS, TIME_MASK_FRAMES, [size, -1, 1, 1])):
+        positions = tf.range(axis_len)[None, :]
+        for _ in range(masks):
+            width = tf.random.uniform([size, 1], 0, widest + 1, dtype=tf.int32)
+            start = tf.random.uniform([size, 1], 0, axis_len - widest, dtype=tf.int32)
+            inside = (positions >= start) & (positions < start + width)
+            keep &= tf.reshape(~inside, shape)
+    mean = tf.reduce_mean(batch, axis=[1, 2, 3], keepdims=True)
+    return tf.where(keep, batch, mean)
+
+
+def augment(batch: tf.Tensor) -> tf.Tensor:
+    return spec_augment(random_gain_and_noise(random_time_crop(batch)))
+
+
+def voice_task(data: str, train_actors: str, val_actors: str, seed: int) -> Task:
+    train_clips, val_clips = find_clips(data, train_actors), find_clips(data, val_actors)
+    shared = {c.name.actor for c in train_clips} & {c.name.actor for c in val_clips}
+    if shared:
+        raise DataError(f"actors {sorted(shared)} are in both the training and the validation split; "
+                        "choose disjoint --train-actors and --val-actors (speaker-independent protocol)")
+    x_train = np.stack([speech_crop(read_clip(c)) for c in train_clips])[..., None]
+    val = window_set(val_clips)
+    voiced = val.weights > 0
+    x_val = val.features[voiced][..., None]
+
+    def evaluate(model) -> tuple[np.ndarray, np.ndarray]:
+        return val.labels, val.predict_clips(model)
+
+    return Task(
+        labels=VOICE_LABELS,
+        x_train=x_train, y_train=clip_labels(train_clips),
+        x_val=x_val, y_val=val.labels[val.clip_index[voiced]],
+        augment=augment,
+        evaluate=evaluate,
+        description={"train": f"{data} actors {train_actors} ({len(train_clips)} clips)",
+                     "val": f"{data} actors {val_actors} ({len(val_clips)} clips, per-clip scores "
+                            f"from {len(val.features)} windows)",
+                     "protocol": "speaker-independent; window accuracy in training, clip accuracy here"},
+    )
+
+
+def voice_calibration(data: str, actors: str, count: int, seed: int) -> np.ndarray:
+    """`count` voiced training windows stratified by class, as (count, frames, bands, 1) model inputs."""
+    from converters.quantize import stratified_indices
+
+    windows = window_set(find_clips(data, actors))
+    voiced = windows.weights > 0
+    labels = windows.labels[windows.clip_index[voiced]]
+    return windows.features[voiced][stratified_indices(labels, count, seed)][..., None].astype(np.float32)
