@@ -60,13 +60,15 @@ train-face: install
 	$(PY) -m training.train --model ds_cnn --data $(FER) --out $(RUNS)/face_ds_cnn \
 	  --epochs 25 --batch-size 128 --lr 3e-3
 	mkdir -p models/keras
-	cp $(RUNS)/face_mini_xception/best.keras models/keras/face_mini_xception.keras
-	cp $(RUNS)/face_ds_cnn/best.keras models/keras/face_ds_cnn.keras
+	for m in face_mini_xception face_ds_cnn; do \
+	  cp $(RUNS)/$$m/best.keras models/keras/$$m.keras; cp $(RUNS)/$$m/training.json models/keras/$$m.training.json; done
 
 train-voice: install
-	$(PY) -m training.train --model voice_cnn --data $(RAVDESS) --out $(RUNS)/voice_cnn
+	$(PY) -m training.train --model voice_cnn --data $(RAVDESS) --out $(RUNS)/voice_cnn \
+	  --width 1.25 --epochs 45 --batch-size 32 --lr 3e-3 --patience 45
 	mkdir -p models/keras
 	cp $(RUNS)/voice_cnn/best.keras models/keras/voice_cnn.keras
+	cp $(RUNS)/voice_cnn/training.json models/keras/voice_cnn.training.json
 
 quantize: install
 	$(PY) -m converters.quantize --keras models/keras/face_mini_xception.keras --data $(FER) \

@@ -11,12 +11,11 @@ report.
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
-
-import tomllib
 
 from device.config_loading import ConfigError, check_value, field_hints, parse_text, unknown_key_error
 

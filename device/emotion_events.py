@@ -21,7 +21,7 @@ EVENT_TYPES = ("appear", "change", "end", "heartbeat")
 
 
 def utc_now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def distribution(labels: tuple[str, ...], probabilities: np.ndarray) -> dict:

@@ -25,12 +25,15 @@ class FaceClassifier:
         spec = self.model.input
         self._lut = input_lookup_table(spec.dtype, spec.scale, spec.zero_point)
 
+    def input_tensor(self, face: np.ndarray) -> np.ndarray:
+        """The model input for an equalized S x S crop: one table lookup, no float arithmetic."""
+        return self._lut[face].reshape(1, self.size, self.size, 1)
+
     def classify_equalized(self, face: np.ndarray) -> np.ndarray:
         """Classify a crop that has already been through `equalized_face` (S x S uint8)."""
-        probs = self.model.invoke(self._lut[face].reshape(1, self.size, self.size, 1))[0]
+        probs = self.model.invoke(self.input_tensor(face))[0]
         if self.flip_tta:
-            flipped = self._lut[face[:, ::-1]].reshape(1, self.size, self.size, 1)
-            probs = 0.5 * (probs + self.model.invoke(flipped)[0])
+            probs = 0.5 * (probs + self.model.invoke(self.input_tensor(face[:, ::-1]))[0])
         return probs
 
     def classify(self, grey_crop: np.ndarray) -> np.ndarray:

@@ -47,7 +47,10 @@ def mosquitto_binary() -> str | None:
 class MosquittoBroker:
     """mosquitto as a child process; `persistence` keeps sessions and queued messages across a restart."""
 
-    def __init__(self, workdir: str | Path, port: int | None = None, persistence: bool = False) -> None:
+    def __init__(self, workdir: str | Path, port: int | None = None, persistence: bool = False,
+                 tls: tuple[Path, Path, Path] | None = None, users: dict[str, str] | None = None) -> None:
+        """`tls` = (CA, server certificate, server key) adds a TLS listener on `tls_port`;
+        `users` (name → password) turns anonymous access off."""
         binary = mosquitto_binary()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (apt install mosquitto)")
@@ -57,11 +60,23 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.log_path = self.workdir / "mosquitto.log"
         self.config_path = self.workdir / "mosquitto.conf"
-        lines = [f"listener {self.port} {LOOPBACK}", "allow_anonymous true", "set_tcp_nodelay true",
+        access = ["allow_anonymous true"]
+        if users:
+            passwords = self.workdir / "passwords"
+            passwords.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
+            hasher = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            subprocess.run([hasher, "-U", str(passwords)], check=True, capture_output=True)
+            access = ["allow_anonymous false", f"password_file {passwords}"]
+        lines = [f"listener {self.port} {LOOPBACK}", *access, "set_tcp_nodelay true",
                  f"log_dest file {self.log_path}", "log_type error", "log_type warning", "log_type notice",
                  "log_type information", "connection_messages true", f"user {getpass.getuser()}"]
         if persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
+        self.tls_port = free_port() if tls else None
+        if tls:
+            ca, cert, key = tls
+            lines += [f"listener {self.tls_port} {LOOPBACK}", f"cafile {ca}", f"certfile {cert}",
+                      f"keyfile {key}"]
         self.config_path.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen | None = None
 

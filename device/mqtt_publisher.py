@@ -25,6 +25,8 @@ from collections import deque
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from device.config import Config
 
@@ -74,6 +76,7 @@ class MqttPublisher:
         self._pending: deque[str] = deque()
         self._in_flight: set[int] = set()
         self._latest: dict[str, str] = {}
+        self._dirty: set[str] = set()
         self._connected = False
         self._draining_old = False
         self._down_since: float | None = time.monotonic()
@@ -113,22 +116,25 @@ class MqttPublisher:
             log.warning("stopped with %d events not delivered to the broker", self.queue_depth)
 
     # paho's network thread: hand everything to the sender.
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             self._inbox.put(("refused", str(reason_code)))
         else:
             self._inbox.put(("connected",))
 
-    def _on_connect_fail(self, client, userdata) -> None:
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         self._inbox.put(("unreachable",))
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
         self._inbox.put(("disconnected", str(reason_code)))
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
         self._inbox.put(("ack", mid))
 
-    def _on_message(self, client, userdata, message) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if not message.retain:  # a live will, not the retained value every subscriber gets first
             self._inbox.put(("status_seen", message.payload))
 
@@ -155,8 +161,7 @@ class MqttPublisher:
             self._pending.append(item[1])
         elif kind == "latest":
             self._latest[item[1]] = item[2]
-            if self._connected:
-                self.client.publish(self.topic(item[1]), item[2], qos=0, retain=True)
+            self._dirty.add(item[1])
         elif kind == "ack":
             if item[1] in self._in_flight:
                 self._in_flight.discard(item[1])
@@ -192,10 +197,9 @@ class MqttPublisher:
         self._announce()
 
     def _announce(self) -> None:
-        """Retained `online`, then the latest state and stats (a fresh broker has none)."""
+        """Retained `online`; the latest state and stats follow (a restarted broker may have none)."""
         self.client.publish(self.topic("status"), _dumps(self._online), qos=1, retain=True)
-        for name, payload in self._latest.items():
-            self.client.publish(self.topic(name), payload, qos=0, retain=True)
+        self._dirty.update(self._latest)
 
     def _status_seen(self, payload: bytes) -> None:
         """The will of an earlier boot can land after we connected (after a power cut the broker
@@ -238,6 +242,10 @@ class MqttPublisher:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._draining_old = True
                 return
+        # Latest-value topics after the events they summarise; QoS 0 because a newer one replaces them.
+        while self._connected and self._dirty:
+            name = self._dirty.pop()
+            self.client.publish(self.topic(name), self._latest[name], qos=0, retain=True)
 
     def _say_goodbye(self) -> None:
         if self._connected:

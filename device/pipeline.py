@@ -151,6 +151,8 @@ class Pipeline:
             return
         for event in events:
             self.event_counts[event["type"]] += 1
+            log.debug("event %d: track %d %s, %s %.2f", event["seq"], event["track_id"], event["type"],
+                      event["emotion"], event["confidence"])
             for sink in self.sinks:
                 sink.publish_event(event)
         state = self.messages.state(self._snapshots())

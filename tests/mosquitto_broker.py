@@ -25,13 +25,16 @@ class Subscriber:
     messages) while this subscriber is disconnected, so a broker restart loses nothing for it.
     """
 
-    def __init__(self, port: int, topic: str, client_id: str = "", persistent: bool = False) -> None:
+    def __init__(self, port: int, topic: str, client_id: str = "", persistent: bool = False,
+                 credentials: tuple[str, str] | None = None) -> None:
         self.messages: list[tuple[str, dict, bool]] = []
         self._lock = threading.Condition()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=not persistent)
         self.client.reconnect_delay_set(0.1, 0.5)
+        if credentials:
+            self.client.username_pw_set(*credentials)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from device.config import SECTIONS, Config, ConfigError, load_config
 from device.config_loading import field_hints

@@ -6,6 +6,7 @@ import base64
 import json
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
 def test_offline_file_to_stdout_runs_flat_out_and_exits_0(face_model: Path, demo_video: Path,
                                                            schema: dict) -> None:
     started = time.monotonic()
-    result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--events-out", "-", "--no-mqtt")
+    result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--events-out", "-",
+                        "--no-mqtt")
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -110,13 +112,33 @@ class Averaging:
         return Fused((np.asarray(face) + np.asarray(voice)) / 2, "product")
 
 
+class EventCapture:
+    """A sink that keeps the events in memory."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def publish_event(self, event: dict) -> None:
+        self.events.append(event)
+
+    def publish_state(self, state: dict) -> None:
+        """Not needed here."""
+
+    def publish_stats(self, stats: dict) -> None:
+        """Not needed here."""
+
+    def close(self, timeout: float) -> None:
+        """Nothing to release."""
+
+
 VOICE_LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 
 @pytest.mark.parametrize(("age_s", "voiced", "expect_voice"), [(0.1, True, True), (5.0, True, False),
                                                               (0.1, False, False)])
 def test_pipeline_adds_voice_and_fused_objects_only_for_fresh_voiced_readings(
-        face_model: Path, tmp_path: Path, schema: dict, age_s: float, voiced: bool, expect_voice: bool) -> None:
+        face_model: Path, tmp_path: Path, schema: dict, age_s: float, voiced: bool,
+        expect_voice: bool) -> None:
     folder = write_images(tmp_path / "frames", frames(3, guest=None))
     config = load_config(None, env={}, overrides=[("face.model", str(face_model), "--model"),
                                                   ("source.uri", str(folder), "--source"),
@@ -126,12 +148,10 @@ def test_pipeline_adds_voice_and_fused_objects_only_for_fresh_voiced_readings(
     face_view = np.array([0.05, 0.05, 0.05, 0.6, 0.1, 0.05, 0.1])
     reading = Reading(time.time() - age_s, voice if voiced else None, face_view if voiced else None)
     pipeline.voice = VoiceInput(FixedVoice(reading), VOICE_LABELS, Averaging())
-    captured: list[dict] = []
-    pipeline.sinks.append(type("Capture", (), {"publish_event": lambda self, e: captured.append(e),
-                                               "publish_state": lambda self, s: None,
-                                               "publish_stats": lambda self, s: None,
-                                               "close": lambda self, t: None})())
+    capture = EventCapture()
+    pipeline.sinks.append(capture)
     pipeline.run()
+    captured = capture.events
     pipeline.source.close()
     assert [e["type"] for e in captured] == ["appear", "end"]
     for event in captured:
@@ -143,3 +163,12 @@ def test_pipeline_adds_voice_and_fused_objects_only_for_fresh_voiced_readings(
         assert 0.05 <= event["voice"]["age_s"] < 2.0
         assert event["fused"]["method"] == "product"
         assert set(event["fused"]["probabilities"]) == set(FACE_LABELS)
+
+
+def test_the_daemon_never_imports_tensorflow() -> None:
+    probe = ("import sys, device.__main__, device.demo, device.pipeline, device.local_broker; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=daemon_env(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

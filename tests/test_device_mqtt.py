@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -14,6 +15,7 @@ import jsonschema
 import pytest
 
 from device.config import load_config
+from device.local_broker import AmqttBroker
 from device.mqtt_publisher import MqttPublisher
 from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
 from tests.mosquitto_broker import MosquittoBroker, Subscriber
@@ -92,7 +94,6 @@ def test_broker_restart_mid_run_loses_no_event(mosquitto: MosquittoBroker, face_
     finally:
         daemon.kill()
     assert daemon.returncode == 0, stderr
-    print(stderr)
     assert "lost the broker" in stderr and "connected to broker" in stderr
     expected = read_events(out)
     assert sub.wait_for(lambda s: {e["seq"] for e in s.on("/events")} >= {e["seq"] for e in expected}, 20)
@@ -148,17 +149,30 @@ def test_sigterm_stops_capture_flushes_and_says_offline(mosquitto: MosquittoBrok
     sub.close()
 
 
-def test_password_is_used_but_never_logged(mosquitto: MosquittoBroker, face_model: Path, demo_video: Path,
-                                           tmp_path: Path) -> None:
+def test_password_from_env_or_file_authenticates_and_is_never_logged(tmp_path: Path, face_model: Path,
+                                                                     demo_video: Path) -> None:
     secret = f"pw-{uuid.uuid4().hex}"
-    sub = Subscriber(mosquitto.port, PREFIX + "events")
-    result = run_daemon(*daemon_args(face_model, demo_video, mosquitto, tmp_path / "e.jsonl", "--log-level",
-                                     "debug", "--set", "mqtt.username=pi"), EDGE_EMOTION_MQTT_PASSWORD=secret)
-    assert result.returncode == 0, result.stderr
-    assert sub.wait_for(lambda s: len(s.on("/events")) >= 1, timeout=10)
-    sub.close()
-    assert secret not in result.stderr and secret not in result.stdout
-    assert secret not in mosquitto.log_path.read_text()
+    broker = MosquittoBroker(tmp_path / "broker", users={"pi": secret, "watcher": "watch"}).start()
+    try:
+        sub = Subscriber(broker.port, PREFIX + "events", credentials=("watcher", "watch"))
+        base = ("--model", str(face_model), "--source", str(demo_video), "--broker", broker.url,
+                "--device-id", "test-pi", "--log-level", "debug", "--set", "mqtt.username=pi")
+        from_env = run_daemon(*base, EDGE_EMOTION_MQTT_PASSWORD=secret)
+        assert from_env.returncode == 0, from_env.stderr
+        assert sub.wait_for(lambda s: len(s.on("/events")) >= 4, timeout=10)
+        password_file = tmp_path / "mqtt-password"
+        password_file.write_text(secret + "\n")
+        from_file = run_daemon(*base, "--set", f"mqtt.password_file={password_file}")
+        assert from_file.returncode == 0, from_file.stderr
+        assert sub.wait_for(lambda s: len({e["boot_id"] for e in s.on("/events")}) == 2, timeout=10)
+        sub.close()
+        wrong = run_daemon(*base, "--set", "mqtt.flush_timeout_s=1", EDGE_EMOTION_MQTT_PASSWORD="not-it")
+        assert wrong.returncode == 0 and "refused the connection" in wrong.stderr
+        for result in (from_env, from_file, wrong):
+            assert secret not in result.stderr + result.stdout and "not-it" not in result.stderr
+        assert secret not in broker.log_path.read_text()
+    finally:
+        broker.stop()
 
 
 def test_publisher_queue_is_bounded_drops_oldest_and_delivers_in_order(tmp_path: Path,
@@ -189,5 +203,77 @@ def test_publisher_queue_is_bounded_drops_oldest_and_delivers_in_order(tmp_path:
         sub.close()
         assert [e["seq"] for e in sub.on("/events")][:10] == list(range(16, 26))
         assert publisher.queue_depth == 0 and publisher.delivered == 10
+    finally:
+        broker.stop()
+
+
+def test_a_late_will_from_an_earlier_boot_is_answered_with_online(
+        mosquitto: MosquittoBroker, face_model: Path, demo_video: Path, tmp_path: Path) -> None:
+    # after a power cut the broker may publish the old connection's will once the new boot is online
+    sub = Subscriber(mosquitto.port, PREFIX + "status")
+    daemon = start_daemon(*daemon_args(face_model, demo_video, mosquitto, tmp_path / "e.jsonl", "--pace"))
+    try:
+        assert sub.wait_for(lambda s: len(s.on("/status")) >= 1, timeout=30)
+        online = sub.on("/status")[0]
+        old_will = {**online, "status": "offline", "boot_id": "0" * 32}
+        sub.client.publish(PREFIX + "status", json.dumps(old_will), qos=1).wait_for_publish(5)
+        expected = ["online", "offline", "online"]
+        assert sub.wait_for(lambda s: [m["status"] for m in s.on("/status")] == expected, timeout=10)
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert sub.on("/status")[2]["boot_id"] == online["boot_id"]
+    sub.close()
+
+
+def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with openssl."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "1", "-subj", "/CN=edge-emotion test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "1", "-extfile", "san.ext")
+    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
+
+
+def test_tls_broker_with_ca(tmp_path: Path, face_model: Path, demo_video: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    ca, cert, key = make_test_ca(tmp_path)
+    broker = MosquittoBroker(tmp_path / "broker", tls=(ca, cert, key)).start()
+    try:
+        sub = Subscriber(broker.port, PREFIX + "events")  # plain listener, same broker
+        tls_url = f"mqtts://127.0.0.1:{broker.tls_port}"
+        result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--broker", tls_url,
+                            "--device-id", "test-pi", "--set", f"mqtt.tls_ca={ca}")
+        assert result.returncode == 0, result.stderr
+        assert f"connected to broker 127.0.0.1:{broker.tls_port}" in result.stderr
+        assert sub.wait_for(lambda s: len(s.on("/events")) >= 4, timeout=10)
+        sub.close()
+        # a daemon that does not trust the broker's CA never delivers, and says so
+        result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--broker", tls_url,
+                            "--device-id", "test-pi", "--set", "mqtt.flush_timeout_s=1")
+        assert result.returncode == 0 and "unreachable" in result.stderr and "not delivered" in result.stderr
+    finally:
+        broker.stop()
+
+
+def test_demo_fallback_broker_amqtt_carries_the_daemon(face_model: Path, demo_video: Path) -> None:
+    # machines without mosquitto run the demo on amqtt, in-process on loopback
+    broker = AmqttBroker().start()
+    try:
+        sub = Subscriber(broker.port, PREFIX + "#")
+        result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--broker", broker.url,
+                            "--device-id", "test-pi")
+        assert result.returncode == 0, result.stderr
+        assert sub.wait_for(lambda s: len(s.on("/events")) >= 4 and s.on("/status")
+                            and s.on("/status")[-1]["status"] == "offline", timeout=15)
+        assert [e["seq"] for e in sub.on("/events")] == list(range(1, len(sub.on("/events")) + 1))
+        sub.close()
     finally:
         broker.stop()

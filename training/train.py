@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -124,7 +125,7 @@ def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch:
     )
 
 
-def train(args: argparse.Namespace) -> dict:
+def train(args: argparse.Namespace, argv: list[str]) -> dict:
     out = Path(args.out or f"runs/{args.model}")
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
@@ -178,7 +179,17 @@ def train(args: argparse.Namespace) -> dict:
     report = classification_report(y_true, probs, task.labels)
     extra = {"model": args.model, "parameters": int(best.count_params()), **task.description,
              **(task.extras(best) if task.extras else {})}
-    write_reports(out, read_history(log_path), report, f"{args.model} on the validation split", extra)
+    final_history = read_history(log_path)
+    write_reports(out, final_history, report, f"{args.model} on the validation split", extra)
+    val_curve = final_history.get("val_accuracy", [0.0])
+    (out / "training.json").write_text(json.dumps({
+        "data": task.description,
+        "command": "python -m training.train " + shlex.join(argv),
+        "epochs_run": len(val_curve),
+        "best_epoch": int(np.argmax(val_curve)) + 1,
+        "seed": args.seed,
+        "note": "best epoch selected on the validation split (early stopping)",
+    }, indent=1) + "\n")
     print(json.dumps({"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                       "top3": report["top3"], "uar": report["uar"], "n": report["n"], **extra}))
     return report
@@ -211,9 +222,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     try:
-        train(args)
+        train(args, argv)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,113 @@
+"""`make demo`: the daemon on a built-in clip, an embedded broker, and what a subscriber receives.
+
+No camera, broker or dataset is needed: the clip is synthesised from scikit-image's astronaut
+portrait (a panning camera; a second face enters and leaves), the broker is mosquitto when
+installed (else amqtt, in-process), both on 127.0.0.1 only, and the daemon runs exactly as on a
+Pi (`python -m device`), paced in real time. Every message the subscriber gets is printed as one
+line; the first event is also shown in full. Takes about 15 seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from device.config import DEFAULT_FACE_MODEL
+from device.demo_clip import frames, write_video
+from device.local_broker import LOOPBACK, start_local_broker
+
+DEVICE_ID = "demo-pi"
+
+
+def describe(topic: str, message: dict) -> str:
+    """One readable line per message."""
+    kind = topic.rsplit("/", 1)[1]
+    if kind == "events":
+        extra = f" (was {message['previous_emotion']})" if "previous_emotion" in message else ""
+        return (f"event #{message['seq']:<3} {message['type']:<9} track {message['track_id']}: "
+                f"{message['emotion']} {message['confidence']:.2f}{extra}, "
+                f"valence {message['valence']:+.2f}, arousal {message['arousal']:+.2f}, "
+                f"box {tuple(message['box'].values())}")
+    if kind == "state":
+        faces = ", ".join(f"track {t['track_id']} {t['emotion']}" for t in message["tracks"]) or "nobody"
+        return f"state     {message['faces']} face(s): {faces}"
+    if kind == "status":
+        return f"status    {message['status']}"
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in message["stage_ms"].items())
+    return f"stats     {message['fps']:.1f} fps; ms per frame: {stages}; queue {message['queue_depth']}"
+
+
+class Printer:
+    """The subscriber: prints each message as it arrives, keeps count."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.counts: dict[str, int] = {}
+        self.shown_full = False
+        self.offline = threading.Event()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-subscriber")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(prefix + "#", qos=1)
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(LOOPBACK, port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        message = json.loads(msg.payload)
+        kind = msg.topic.rsplit("/", 1)[1]
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        print(f"  {msg.topic:<28} {describe(msg.topic, message)}", flush=True)
+        if kind == "events" and not self.shown_full:
+            self.shown_full = True
+            print(json.dumps(message, indent=2), flush=True)
+        if kind == "status" and message["status"] == "offline":
+            self.offline.set()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_FACE_MODEL, help="face model .tflite (card beside it)")
+    parser.add_argument("--seconds", type=float, default=12.0, help="length of the demo clip")
+    args = parser.parse_args(argv)
+    if not Path(args.model).is_file():
+        print(f"demo: face model {args.model} is missing; build it with `make train quantize` or pass "
+              "--model path/to/model.tflite", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="edge-emotion-demo-") as tmp:
+        fps = 15.0
+        clip = write_video(Path(tmp) / "demo.avi", frames(round(args.seconds * fps)), fps)
+        broker = start_local_broker(Path(tmp) / "broker")
+        print(f"demo: {type(broker).__name__} on {broker.url}; clip {clip.name} ({args.seconds:.0f} s at "
+              f"{fps:.0f} fps); subscriber on edge-emotion/{DEVICE_ID}/#", flush=True)
+        printer = Printer(broker.port, f"edge-emotion/{DEVICE_ID}/")
+        try:
+            printer.subscribed.wait(10)
+            started = time.monotonic()
+            daemon = subprocess.run(
+                [sys.executable, "-m", "device", "--source", str(clip), "--pace", "--model", args.model,
+                 "--broker", broker.url, "--device-id", DEVICE_ID, "--set", "mqtt.stats_every_s=4",
+                 "--set", "events.heartbeat_s=5"], check=False)
+            printer.offline.wait(5)
+        finally:
+            printer.close()
+            broker.stop()
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(printer.counts.items()))
+    print(f"demo: daemon exited with {daemon.returncode} after {time.monotonic() - started:.1f} s; "
+          f"the subscriber received {counts}", flush=True)
+    return daemon.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
