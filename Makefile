@@ -58,7 +58,7 @@ train-face: install
 	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception \
 	  --epochs 35 --batch-size 128 --lr 3e-3
 	$(PY) -m training.train --model ds_cnn --data $(FER) --out $(RUNS)/face_ds_cnn \
-	  --epochs 25 --batch-size 128 --lr 3e-3
+	  --epochs 20 --batch-size 128 --lr 3e-3
 	mkdir -p models/keras
 	for m in face_mini_xception face_ds_cnn; do \
 	  cp $(RUNS)/$$m/best.keras models/keras/$$m.keras; cp $(RUNS)/$$m/training.json models/keras/$$m.training.json; done

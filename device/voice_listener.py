@@ -45,7 +45,7 @@ class VoiceReading:
 
 @dataclass(frozen=True)
 class ListenerStatus:
-    state: str  # "starting", "running", "finished" (file played out), "stopped" or "unavailable"
+    state: str  # "running", "finished" (a file played out), "stopped" or "unavailable"
     reason: str = ""
     source: str = ""
 
@@ -135,7 +135,7 @@ class VoiceListener:
             self._thread = None
         if self._source is not None:
             self._source.stop()
-            if self.status.state in ("running", "starting"):
+            if self.status.state == "running":
                 self._set_status("stopped")
 
     def _run(self) -> None:

@@ -14,7 +14,7 @@ from device.labels import FACE_LABELS
 from tests.synthetic_faces import write_fer_csv
 from tests.voice_fixtures import build_voice_model, write_ravdess_folder
 from training.fer_data import load_faces
-from training.fusion_evaluation import main, pair_by_class
+from training.fusion_evaluation import CROSS_FITTED, main, pair_by_class
 
 
 def test_pairs_are_class_matched_and_use_every_face():
@@ -36,19 +36,19 @@ def test_a_class_without_clips_is_a_clear_error():
 @pytest.mark.slow
 def test_fusion_evaluation_end_to_end(tmp_path: Path, face_model: Path, capsys: pytest.CaptureFixture):
     fer = write_fer_csv(tmp_path / "fer.csv", train_per_class=6, test_per_class=4)
-    ravdess = write_ravdess_folder(tmp_path / "ravdess", actors=(1, 2, 17))
+    ravdess = write_ravdess_folder(tmp_path / "ravdess", actors=(1, 2, 17, 18))
     voice_model = build_voice_model(tmp_path / "models")
     bel_path = tmp_path / "out" / "fusion_bel.npz"
     code = main(["--face-model", str(face_model), "--voice-model", str(voice_model), "--fer", str(fer),
-                 "--ravdess", str(ravdess), "--train-actors", "1-2", "--test-actors", "17",
+                 "--ravdess", str(ravdess), "--train-actors", "1-2", "--test-actors", "17-18",
                  "--pairings", "3", "--bel-epochs", "3", "--out", str(tmp_path / "out"),
                  "--bel-out", str(bel_path)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "PSEUDO-PAIRS, not paired recordings" in printed
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert set(report["results"]) == {"face only", "voice only", "product rule", "BEL"}
-    assert report["held_out"]["pairs"] == 28 and report["held_out"]["clips"] == 8
+    assert set(report["results"]) == {"face only", "voice only", "product rule", "BEL", CROSS_FITTED}
+    assert report["held_out"]["pairs"] == 28 and report["held_out"]["clips"] == 16
     assert report["training"]["pairs"] == 42
     # every PublicTest face is used once, so face-only is exactly the face model's own accuracy
     faces = load_faces(fer, "PublicTest")
