@@ -2,10 +2,11 @@
 
     python -m device --config /etc/edge-emotion.toml            # the Pi camera, events over MQTT
     python -m device --source video.mp4 --events-out events.jsonl --no-mqtt   # analyse a recording
+    python -m device --source talk.mp4 --audio-file talk.wav --events-out -    # with its sound track
 
-Start-up problems (configuration, model, source) print one line on stderr and exit with code 2;
-the end of a file exits 0 after a summary; SIGTERM/SIGINT stop capture, flush queued events
-within mqtt.flush_timeout_s, publish `offline` and exit 0.
+Start-up problems (configuration, model, source, audio with audio.required = true) print one
+line on stderr and exit with code 2; the end of a file exits 0 after a summary; SIGTERM/SIGINT
+stop capture, flush queued events within mqtt.flush_timeout_s, publish `offline` and exit 0.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import os
 import signal
 import sys
 import uuid
+from dataclasses import asdict, replace
 
 import cv2
 
 from device import __version__
+from device.audio_sources import AudioSourceError
 from device.config import Config, ConfigError, load_config
-from device.emotion_events import MessageFactory
+from device.emotion_events import MessageFactory, audio_field
 from device.event_sinks import EventSink, JsonLinesSink
 from device.face_classifier import FaceClassifier
 from device.face_tracker import FaceTracker
-from device.frame_sources import SourceError, open_source
+from device.frame_sources import FrameSource, SourceError, open_source
+from device.fusion import Fusion
 from device.haar_detector import DetectorError, HaarDetector
 from device.labels import FACE_LABELS
 from device.log_setup import setup_logging
@@ -34,6 +38,8 @@ from device.mqtt_publisher import MqttPublisher
 from device.pipeline import Pipeline
 from device.pipeline_stats import peak_rss_mb
 from device.tflite_model import ModelLoadError
+from device.voice_labels import VOICE_LABELS
+from device.voice_listener import VoiceListener
 from device.voice_provider import VoiceInput
 
 log = logging.getLogger("edge-emotion")
@@ -55,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-mqtt", action="store_true", help="do not connect to a broker")
     parser.add_argument("--device-id", help="device id in topics and messages (default: host name)")
     parser.add_argument("--pace", action="store_true", help="replay files at their frame rate, not flat out")
+    parser.add_argument("--audio-file", metavar="PATH",
+                        help="also listen to this WAV/FLAC (sets audio.enabled, audio.source = file, "
+                             "audio.file); a video file is then paced to keep step with it")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any configuration key (repeatable)")
@@ -76,20 +85,56 @@ def cli_overrides(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             overrides.append((key, value, f"--{attr.replace('_', '-')}"))
     if args.pace:
         overrides.append(("source.pace", "true", "--pace"))
+    if args.audio_file is not None:
+        overrides += [("audio.enabled", "true", "--audio-file"), ("audio.source", "file", "--audio-file"),
+                      ("audio.file", args.audio_file, "--audio-file")]
     if args.no_mqtt:
         overrides.append(("mqtt.url", "", "--no-mqtt"))
     return overrides
 
 
 def voice_input(config: Config) -> VoiceInput | None:
-    """The voice provider and fuser for the pipeline; the audio side plugs in here."""
+    """Start listening (with audio.enabled) and hand the pipeline the listener and the fuser.
+
+    Audio that cannot be used (no pyaudio, a busy or unplugged microphone, an unreadable file or
+    voice model) stops the start only with audio.required = true. Otherwise the daemon says so
+    once here, runs on video alone and reports the reason in `status` and `stats`.
+    """
     if not config.audio.enabled:
         return None
-    if config.audio.required:
-        raise ConfigError("audio.required = true, but this build has no audio input wired into the daemon; "
-                          "set audio.enabled = false or install a build with voice support")
-    log.warning("audio.enabled = true, but this build has no audio input wired in; running on faces only")
-    return None
+    try:
+        listener = VoiceListener(**asdict(config.audio))
+        fuser = None if config.fusion.method == "none" else Fusion(**asdict(config.fusion))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        listener.start()
+    except (AudioSourceError, ModelLoadError) as exc:
+        raise AudioSourceError(f"audio is required (audio.required = true) but cannot be used: {exc}. "
+                               "Fix that, or set audio.required = false to run on video alone") from None
+    status = listener.status
+    if status.state == "unavailable":
+        log.warning("audio unavailable, running on video alone (audio.required = false): %s", status.reason)
+    else:
+        log.info("listening to %s (voice model %s, every %.2f s); fusion %s", status.source,
+                 config.audio.model, config.audio.hop_s, config.fusion.method)
+    return VoiceInput(listener, VOICE_LABELS, fuser)
+
+
+def paced_for_audio(config: Config, source: FrameSource, voice: VoiceInput | None) -> Config:
+    """A video file keeps step with an audio file only when both run on the wall clock.
+
+    The file audio source plays at real time (as a microphone would) and readings are judged
+    fresh by their wall-clock age, so a video file with an audio file is paced at its own frame
+    rate: both start together, and frame media time t is shown when about t seconds of audio
+    have played (docs/device.md, "Audio and video from files").
+    """
+    if (voice is None or config.source.pace or source.live or config.audio.source != "file"
+            or voice.provider.status.state != "running"):
+        return config
+    log.info("pacing %s at its frame rate to keep step with the audio file (offline analysis with "
+             "audio takes as long as the recording)", source.description)
+    return replace(config, source=replace(config.source, pace=True))
 
 
 def build_pipeline(config: Config) -> Pipeline:
@@ -104,19 +149,27 @@ def build_pipeline(config: Config) -> Pipeline:
     d, t = config.detector, config.tracker
     detector = HaarDetector(d.cascade, d.detect_width, d.scale_factor, d.min_neighbors, d.min_size)
     tracker = FaceTracker(t.iou_threshold, t.max_missed, t.follow, t.follow_min_score)
-    voice = voice_input(config)
     messages = MessageFactory(config.device_id, uuid.uuid4().hex, identity, FACE_LABELS)
     source = open_source(config.source)
     sinks: list[EventSink] = []
-    if config.events.out:
-        try:
-            sinks.append(JsonLinesSink(config.events.out))
-        except OSError as exc:
-            source.close()
-            raise ConfigError(f"events.out: {exc}") from None
+    try:
+        if config.events.out:
+            try:
+                sinks.append(JsonLinesSink(config.events.out))
+            except OSError as exc:
+                raise ConfigError(f"events.out: {exc}") from None
+        # Last, so that a file's audio starts within milliseconds of the first frame.
+        voice = voice_input(config)
+    except BaseException:
+        source.close()
+        for sink in sinks:
+            sink.close(0.0)
+        raise
+    config = paced_for_audio(config, source, voice)
     publisher = None
     if config.mqtt.url:
-        publisher = MqttPublisher(config, messages.status("online", __version__),
+        audio = audio_field(voice.provider.status) if voice is not None else None
+        publisher = MqttPublisher(config, messages.status("online", __version__, audio),
                                   messages.status("offline", __version__))
         sinks.append(publisher)
     log.info("face model %s (version %s, %s, input %s %s); source %s (%s, %.1f fps)", identity.name,
@@ -132,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, overrides=cli_overrides(args))
         setup_logging(config.logging)
         pipeline = build_pipeline(config)
-    except (ConfigError, ModelLoadError, SourceError, DetectorError) as exc:
+    except (ConfigError, ModelLoadError, SourceError, DetectorError, AudioSourceError) as exc:
         print(f"edge-emotion: {exc}", file=sys.stderr)
         return 2
 
@@ -153,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         summary, code = pipeline.summary(), 1
     finally:
         pipeline.source.close()
+        if pipeline.voice is not None:
+            pipeline.voice.provider.stop()
         for sink in pipeline.sinks:
             sink.close(config.mqtt.flush_timeout_s)
     types = ", ".join(f"{k} {v}" for k, v in sorted(summary["event_types"].items())) or "none"
@@ -161,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
              "%d dropped frames, peak RSS %.0f MB", summary["frames"], summary["seconds"], summary["fps"],
              summary["tracks"], summary["events"], types, undelivered, summary["dropped_frames"],
              peak_rss_mb())
+    if pipeline.voice is not None:
+        status, heard = pipeline.voice.provider.status, pipeline.voice.provider.stats()
+        log.info("audio %s%s: %d windows, %d voiced, %.1f ms per classified window, %d skipped hops",
+                 status.state, f" ({status.source})" if status.source else "", heard["windows"],
+                 heard["voiced_windows"], heard["classify_ms_mean"], heard["skipped_hops"])
     return code
 
 

@@ -3,8 +3,10 @@
 No camera, broker or dataset is needed: the clip is synthesised from scikit-image's astronaut
 portrait (a panning camera; a second face enters and leaves), the broker is mosquitto when
 installed (else amqtt, in-process), both on 127.0.0.1 only, and the daemon runs exactly as on a
-Pi (`python -m device`), paced in real time. Every message the subscriber gets is printed as one
-line; the first event is also shown in full. Takes about 15 seconds.
+Pi (`python -m device`), paced in real time. When espeak-ng is installed the clip also gets a
+spoken sound track (`--audio-file`), so events carry `voice` and the speaker's `fused`; without it
+the demo runs on faces alone. Every message the subscriber gets is printed as one line; the first
+event, and the first with `fused`, are also shown in full. Takes about 15 seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from device.config import DEFAULT_FACE_MODEL
-from device.demo_clip import frames, write_video
+from device.demo_clip import frames, write_speech, write_video
 from device.local_broker import LOOPBACK, start_local_broker
 
 DEVICE_ID = "demo-pi"
@@ -35,14 +37,29 @@ def describe(topic: str, message: dict) -> str:
         return (f"event #{message['seq']:<3} {message['type']:<9} track {message['track_id']}: "
                 f"{message['emotion']} {message['confidence']:.2f}{extra}, "
                 f"valence {message['valence']:+.2f}, arousal {message['arousal']:+.2f}, "
-                f"box {tuple(message['box'].values())}")
+                f"box {tuple(message['box'].values())}{describe_voice(message)}")
     if kind == "state":
         faces = ", ".join(f"track {t['track_id']} {t['emotion']}" for t in message["tracks"]) or "nobody"
         return f"state     {message['faces']} face(s): {faces}"
     if kind == "status":
         return f"status    {message['status']}"
     stages = ", ".join(f"{k} {v:.2f}" for k, v in message["stage_ms"].items())
-    return f"stats     {message['fps']:.1f} fps; ms per frame: {stages}; queue {message['queue_depth']}"
+    audio = message.get("audio")
+    heard = f"; audio {audio['state']}, {audio['voiced_windows']} voiced windows" if audio else ""
+    return (f"stats     {message['fps']:.1f} fps; ms per frame: {stages}; queue {message['queue_depth']}"
+            f"{heard}")
+
+
+def describe_voice(event: dict) -> str:
+    """The voice and fused parts of an event, when it has them."""
+    voice, fused = event.get("voice"), event.get("fused")
+    if voice is None:
+        return ""
+    text = f"; voice {voice['emotion']} {voice['confidence']:.2f}" if "emotion" in voice else "; voice silent"
+    if fused is not None:
+        was = f" (was {fused['previous_emotion']})" if "previous_emotion" in fused else ""
+        text += f", fused {fused['emotion']} {fused['confidence']:.2f}{was}"
+    return text
 
 
 class Printer:
@@ -50,7 +67,7 @@ class Printer:
 
     def __init__(self, port: int, prefix: str) -> None:
         self.counts: dict[str, int] = {}
-        self.shown_full = False
+        self.shown_full: set[str] = set()  # "event", "fused": which kinds were printed in full
         self.offline = threading.Event()
         self.subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-subscriber")
@@ -65,8 +82,9 @@ class Printer:
         kind = msg.topic.rsplit("/", 1)[1]
         self.counts[kind] = self.counts.get(kind, 0) + 1
         print(f"  {msg.topic:<28} {describe(msg.topic, message)}", flush=True)
-        if kind == "events" and not self.shown_full:
-            self.shown_full = True
+        first_of_its_kind = "fused" if "fused" in message else "event"
+        if kind == "events" and first_of_its_kind not in self.shown_full:
+            self.shown_full.update({first_of_its_kind, "event"})
             print(json.dumps(message, indent=2), flush=True)
         if kind == "status" and message["status"] == "offline":
             self.offline.set()
@@ -88,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-emotion-demo-") as tmp:
         fps = 15.0
         clip = write_video(Path(tmp) / "demo.avi", frames(round(args.seconds * fps)), fps)
+        speech = write_speech(Path(tmp) / "demo.wav", min_seconds=args.seconds)
+        sound = ["--audio-file", str(speech)] if speech is not None else []
         broker = start_local_broker(Path(tmp) / "broker")
         print(f"demo: {type(broker).__name__} on {broker.url}; clip {clip.name} ({args.seconds:.0f} s at "
-              f"{fps:.0f} fps); subscriber on edge-emotion/{DEVICE_ID}/#", flush=True)
+              f"{fps:.0f} fps, {'espeak-ng speech' if speech else 'silent: no espeak-ng'}); subscriber on "
+              f"edge-emotion/{DEVICE_ID}/#", flush=True)
         printer = Printer(broker.port, f"edge-emotion/{DEVICE_ID}/")
         try:
             printer.subscribed.wait(10)
@@ -98,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             daemon = subprocess.run(
                 [sys.executable, "-m", "device", "--source", str(clip), "--pace", "--model", args.model,
                  "--broker", broker.url, "--device-id", DEVICE_ID, "--set", "mqtt.stats_every_s=4",
-                 "--set", "events.heartbeat_s=5"], check=False)
+                 "--set", "events.heartbeat_s=5", *sound], check=False)
             printer.offline.wait(5)
         finally:
             printer.close()

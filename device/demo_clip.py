@@ -1,5 +1,5 @@
 """A synthetic test and demo clip built from `skimage.data.astronaut()`, a public-domain portrait
-that OpenCV's frontal-face cascade detects.
+that OpenCV's frontal-face cascade detects, and a synthetic sound track spoken by espeak-ng.
 
 The "camera" pans and bobs over an enlarged copy of the portrait, so the face moves through the
 frame; a second face (the same face, mirrored and smaller) slides in from the right, stays a
@@ -10,6 +10,9 @@ daemon itself never imports this module.
 
 from __future__ import annotations
 
+import math
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +86,19 @@ def write_images(folder: str | Path, clip: Iterator[np.ndarray]) -> Path:
     for i, frame in enumerate(clip):
         cv2.imwrite(str(folder / f"frame_{i:05d}.png"), frame)
     return folder
+
+
+SENTENCES = "Kids are talking by the door. Dogs are sitting by the door."  # RAVDESS's two statements
+SENTENCES_S = 3.5  # how long espeak-ng takes to say them
+
+
+def write_speech(path: str | Path, min_seconds: float = 0.0) -> Path | None:
+    """The two sentences spoken by espeak-ng into `path` (its native 22.05 kHz WAV), repeated to
+    last at least about `min_seconds`; None when espeak-ng is not installed, so callers can go
+    without sound."""
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        return None
+    text = " ".join([SENTENCES] * max(1, math.ceil(min_seconds / SENTENCES_S)))
+    subprocess.run([binary, "-w", str(path), text], check=True, capture_output=True, timeout=60)
+    return Path(path)

@@ -4,6 +4,9 @@ Every message carries the schema version, its kind, the device id, a boot id (ne
 a consumer can tell a restart from a gap) and an ISO-8601 UTC time. Events also carry a per-boot
 sequence number: a consumer that sees 41 then 43 knows it missed one. `device/event_schema.json`
 is the contract; the tests validate every message against it.
+
+Schema version 2 only adds optional objects (`voice` and `fused` on events, `audio` on status and
+stats), so a consumer written for version 1 reads version 2 messages unchanged.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from device.box_geometry import Box
+from device.emotion_smoother import TrackEmotion
 from device.model_card_check import ModelIdentity
+from device.voice_provider import ProviderStatus, VoiceReading
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_TYPES = ("appear", "change", "end", "heartbeat")
 
 
@@ -27,8 +32,40 @@ def utc_now_iso() -> str:
 def distribution(labels: tuple[str, ...], probabilities: np.ndarray) -> dict:
     """Dominant class, its confidence and every class's probability, rounded for the wire."""
     best = int(np.argmax(probabilities))
-    rounded = {label: round(float(p), 4) for label, p in zip(labels, probabilities, strict=True)}
+    rounded = rounded_probabilities(labels, probabilities)
     return {"emotion": labels[best], "confidence": rounded[labels[best]], "probabilities": rounded}
+
+
+def rounded_probabilities(labels: tuple[str, ...], probabilities: np.ndarray) -> dict[str, float]:
+    return {label: round(float(p), 4) for label, p in zip(labels, probabilities, strict=True)}
+
+
+def voice_field(labels: tuple[str, ...], reading: VoiceReading, age_s: float) -> dict:
+    """An event's `voice` object: the VAD verdict always, the emotion only for a voiced window."""
+    vad = reading.vad
+    field = {"vad": {"voiced": bool(vad.voiced), "active_fraction": round(float(vad.active_fraction), 3),
+                     "level_db": round(float(vad.level_db), 1)},
+             "age_s": round(age_s, 3)}
+    if reading.probabilities is not None:
+        field.update(distribution(labels, reading.probabilities))
+    return field
+
+
+def fused_field(labels: tuple[str, ...], emotion: TrackEmotion, method: str, previous: int | None) -> dict:
+    """The speaker's `fused` object; `previous_emotion` when this event reports a fused change."""
+    field = {"emotion": labels[emotion.dominant], "confidence": round(emotion.confidence, 4),
+             "probabilities": rounded_probabilities(labels, emotion.smoothed), "method": method}
+    if previous is not None:
+        field["previous_emotion"] = labels[previous]
+    return field
+
+
+def audio_field(status: ProviderStatus, stats: dict | None = None) -> dict:
+    """`audio` in status (state only) and stats (with the listener's counters)."""
+    field = {"state": status.state, "source": status.source}
+    if status.reason:
+        field["reason"] = status.reason
+    return {**field, **(stats or {})}
 
 
 def due_event(announced: bool, changed: bool, last_event_s: float, now_s: float,
@@ -85,8 +122,11 @@ class MessageFactory:
                             "confidence": round(t.confidence, 4), "valence": round(t.valence, 4),
                             "arousal": round(t.arousal, 4), "box": t.box.as_dict()} for t in tracks]}
 
-    def status(self, status: str, version: str) -> dict:
-        return {**self._header("status"), "status": status, "version": version, "model": self.model.as_dict()}
+    def status(self, status: str, version: str, audio: dict | None = None) -> dict:
+        """`audio` (when audio is enabled) says whether the daemon is listening or why not."""
+        message = {**self._header("status"), "status": status, "version": version,
+                   "model": self.model.as_dict()}
+        return {**message, "audio": audio} if audio is not None else message
 
     def stats(self, figures: dict) -> dict:
         return {**self._header("stats"), **figures}

@@ -3,6 +3,10 @@
 Everything here runs on the capture thread in a fixed order, so one frame's work is finished
 before the next is read and the stage clock adds up. The numeric work lives in the pure modules;
 this one only sequences it, keeps per-track state and decides when to talk.
+
+With audio on, each frame also picks up the listener's latest reading (never waiting for it):
+when it is fresh, events carry it as `voice`, and the likely speaker's events carry the fusion
+of that face with the voice as `fused`; a change of the fused emotion is a `change` event too.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ import numpy as np
 from device.affect_circumplex import circumplex_points, valence_arousal
 from device.box_geometry import crop, expand_and_clip
 from device.config import Config
-from device.emotion_events import MessageFactory, TrackSnapshot, distribution, due_event
+from device.emotion_events import (
+    MessageFactory,
+    TrackSnapshot,
+    audio_field,
+    due_event,
+    fused_field,
+    voice_field,
+)
 from device.emotion_smoother import TrackEmotion
 from device.event_sinks import EventSink
 from device.face_classifier import FaceClassifier
@@ -30,7 +41,8 @@ from device.haar_detector import HaarDetector
 from device.mqtt_publisher import MqttPublisher
 from device.pipeline_stats import PipelineStats, cpu_temperature_c, rss_mb
 from device.preprocessing import equalized_face
-from device.voice_provider import VoiceInput
+from device.speaker_fusion import SpeakerFusion, likely_speaker
+from device.voice_provider import VoiceInput, VoiceReading
 
 log = logging.getLogger("edge-emotion.pipeline")
 MIN_CROP = 8
@@ -43,6 +55,19 @@ class TrackReport:
     emotion: TrackEmotion = field(default_factory=TrackEmotion)
     announced: bool = False
     last_event_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class HeardVoice:
+    """This frame's voice reading, fresh enough to report, with its age on the wall clock."""
+
+    reading: VoiceReading
+    age_s: float
+    now: float
+
+    @property
+    def voiced(self) -> bool:
+        return self.reading.probabilities is not None
 
 
 class Pipeline:
@@ -65,6 +90,10 @@ class Pipeline:
         self.tracks_seen = 0
         self._points = circumplex_points(messages.labels)
         self._frame_meta: dict = {}
+        self.speaker_fusion = (SpeakerFusion(voice.fuser, config.smoothing.margin)
+                               if voice is not None and voice.fuser is not None else None)
+        self._heard: HeardVoice | None = None
+        self._audio_state = voice.provider.status.state if voice is not None else ""
 
     def run(self) -> dict:
         """Process frames until the source ends or `stop` is set; return the run's summary."""
@@ -107,6 +136,7 @@ class Pipeline:
         else:
             t1 = clock()
             self.tracker.follow(small, factor)
+        speaker = self._listen()
         t2 = clock()
         self.stats.add("detect", t1 - t0)
         self.stats.add("track", t2 - t1)
@@ -122,13 +152,17 @@ class Pipeline:
             t2 = clock()
             report = self.reports.setdefault(track.track_id, TrackReport())
             previous = report.emotion.update(probabilities, cfg.smoothing.alpha, cfg.smoothing.margin)
-            kind = due_event(report.announced, previous is not None, report.last_event_s, frame.media_time_s,
-                             cfg.events.heartbeat_s)
+            fused_previous = self._fuse_speaker(track, report) if track is speaker else None
+            kind = due_event(report.announced, previous is not None or fused_previous is not None,
+                             report.last_event_s, frame.media_time_s, cfg.events.heartbeat_s)
             if kind is not None:
-                extras = {"previous_emotion": self.messages.labels[previous]} if kind == "change" else {}
+                extras = {}
+                if kind == "change" and previous is not None:
+                    extras["previous_emotion"] = self.messages.labels[previous]
                 if kind == "appear" and cfg.events.snapshot:
                     extras["snapshot"] = _jpeg(crop(grey, box))
-                events.append(self._event(kind, track, report, frame.media_time_s, extras))
+                events.append(self._event(kind, track, report, frame.media_time_s, extras,
+                                          fused_previous if kind == "change" else None))
                 report.announced, report.last_event_s = True, frame.media_time_s
             self.stats.add("preprocess", t1 - t0)
             self.stats.add("infer", t2 - t1)
@@ -161,8 +195,24 @@ class Pipeline:
 
     def _send_stats(self) -> None:
         stats = self.stats_message()
+        self._log_audio_change()
         for sink in self.sinks:
             sink.publish_stats(stats)
+
+    def _log_audio_change(self) -> None:
+        """One log line when the audio side stops (file played out, microphone gone), not one per period."""
+        if self.voice is None:
+            return
+        status = self.voice.provider.status
+        if status.state == self._audio_state:
+            return
+        self._audio_state = status.state
+        reason = f" ({status.reason})" if status.reason else ""
+        if status.state == "running":
+            log.info("audio from %s is running again", status.source)
+        else:
+            log.log(logging.WARNING if status.state == "unavailable" else logging.INFO,
+                    "audio %s%s; events carry the face alone from here", status.state, reason)
 
     def _snapshot(self, track: Track, report: TrackReport, time_s: float) -> TrackSnapshot:
         emotion = report.emotion
@@ -176,31 +226,49 @@ class Pipeline:
         return [self._snapshot(t, self.reports[t.track_id], time_s) for t in self.tracker.tracks
                 if t.track_id in self.reports and self.reports[t.track_id].announced]
 
-    def _event(self, kind: str, track: Track, report: TrackReport, time_s: float, extras: dict) -> dict:
+    def _event(self, kind: str, track: Track, report: TrackReport, time_s: float, extras: dict,
+               fused_previous: int | None = None) -> dict:
         snapshot = self._snapshot(track, report, time_s)
         return self.messages.event(kind, snapshot, dict(self._frame_meta),
-                                   {**extras, **self._voice_objects(snapshot.probabilities)})
+                                   {**extras, **self._voice_fields(track.track_id, fused_previous)})
 
-    def _voice_objects(self, face: np.ndarray) -> dict:
-        """`voice` (and `fused`, with a fuser) from a voiced reading no older than fusion.stale_after_s."""
+    def _listen(self) -> Track | None:
+        """Pick up the latest voice reading for this frame; return the track to fuse it with.
+
+        A reading older than fusion.stale_after_s is dropped (the face stands alone); without a
+        voiced reading there is no speaker and the fused state is forgotten.
+        """
+        self._heard = None
         if self.voice is None:
-            return {}
+            return None
         reading = self.voice.provider.latest()
-        now = time.time()
-        if reading is None or reading.probabilities is None:
+        if reading is not None:
+            now = time.time()
+            age = max(0.0, now - reading.timestamp)
+            if age <= self.config.fusion.stale_after_s:
+                self._heard = HeardVoice(reading, age, now)
+        if self.speaker_fusion is None:
+            return None
+        speaker = likely_speaker(self.tracker.tracks) if self._heard and self._heard.voiced else None
+        if speaker is None:
+            self.speaker_fusion.clear()
+        return speaker
+
+    def _fuse_speaker(self, track: Track, report: TrackReport) -> int | None:
+        """Fuse the speaker's smoothed face with the voice; the previous fused class if it changed."""
+        heard = self._heard
+        return self.speaker_fusion.update(track.track_id, report.emotion.smoothed, heard.reading, heard.now)
+
+    def _voice_fields(self, track_id: int, fused_previous: int | None) -> dict:
+        """`voice` on every event while the reading is fresh; `fused` on the speaker's events."""
+        heard = self._heard
+        if heard is None:
             return {}
-        age = max(0.0, now - reading.timestamp)
-        if age > self.config.fusion.stale_after_s:
-            return {}
-        voice = distribution(self.voice.labels, reading.probabilities)
-        objects = {"voice": {**voice, "age_s": round(age, 3)}}
-        fuser = self.voice.fuser if self.config.fusion.method != "none" else None
-        if fuser is not None:
-            fused = fuser.fuse(face, now, reading.face_probabilities, reading.timestamp, now)
-            if fused is not None and fused.method in ("product", "bel"):
-                objects["fused"] = {**distribution(self.messages.labels, fused.probabilities),
-                                    "method": fused.method}
-        return objects
+        fields = {"voice": voice_field(self.voice.labels, heard.reading, heard.age_s)}
+        fusion = self.speaker_fusion
+        if fusion is not None and fusion.track_id == track_id:
+            fields["fused"] = fused_field(self.messages.labels, fusion.emotion, fusion.method, fused_previous)
+        return fields
 
     def stats_message(self) -> dict:
         window = self.stats.window()
@@ -211,7 +279,14 @@ class Pipeline:
             "queue_depth": publisher.queue_depth if publisher else 0,
             "events": sum(self.event_counts.values()),
             "events_dropped": publisher.dropped if publisher else 0,
-            "cpu_temp_c": cpu_temperature_c(), "rss_mb": round(rss_mb(), 1)})
+            "cpu_temp_c": cpu_temperature_c(), "rss_mb": round(rss_mb(), 1), **self._audio_stats()})
+
+    def _audio_stats(self) -> dict:
+        """`audio` in stats: listening, finished, or unavailable and why, with the listener's counters."""
+        if self.voice is None:
+            return {}
+        provider = self.voice.provider
+        return {"audio": audio_field(provider.status, provider.stats())}
 
     def summary(self) -> dict:
         return {**self.stats.totals(), "tracks": self.tracks_seen, "events": sum(self.event_counts.values()),

@@ -1,4 +1,4 @@
-"""`python -m device` offline and on the Pi camera path, and the pipeline's voice seam."""
+"""`python -m device` offline and on the Pi camera path (voice: test_device_voice_integration.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import jsonschema
 import numpy as np
-import pytest
 
-from device.__main__ import build_pipeline
-from device.config import load_config
 from device.demo_clip import frames, write_images
-from device.labels import FACE_LABELS
-from device.voice_provider import VoiceInput
 from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
 
 
@@ -82,87 +76,6 @@ def test_pi_camera_path_runs_until_sigterm(face_model: Path, tmp_path: Path) -> 
     last = json.loads(rest.splitlines()[-1])
     assert last["type"] == "end" and last["track_id"] == 1
     assert "source picamera2 (live" in stderr
-
-
-@dataclass(frozen=True)
-class Reading:
-    timestamp: float
-    probabilities: np.ndarray | None
-    face_probabilities: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class Fused:
-    probabilities: np.ndarray
-    method: str
-
-
-class FixedVoice:
-    """A provider whose reading the test controls: voiced, silent, or stale."""
-
-    def __init__(self, reading: Reading | None) -> None:
-        self.reading = reading
-
-    def latest(self) -> Reading | None:
-        return self.reading
-
-
-class Averaging:
-    def fuse(self, face, face_time, voice, voice_time, now) -> Fused:
-        return Fused((np.asarray(face) + np.asarray(voice)) / 2, "product")
-
-
-class EventCapture:
-    """A sink that keeps the events in memory."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def publish_event(self, event: dict) -> None:
-        self.events.append(event)
-
-    def publish_state(self, state: dict) -> None:
-        """Not needed here."""
-
-    def publish_stats(self, stats: dict) -> None:
-        """Not needed here."""
-
-    def close(self, timeout: float) -> None:
-        """Nothing to release."""
-
-
-VOICE_LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-
-
-@pytest.mark.parametrize(("age_s", "voiced", "expect_voice"), [(0.1, True, True), (5.0, True, False),
-                                                              (0.1, False, False)])
-def test_pipeline_adds_voice_and_fused_objects_only_for_fresh_voiced_readings(
-        face_model: Path, tmp_path: Path, schema: dict, age_s: float, voiced: bool,
-        expect_voice: bool) -> None:
-    folder = write_images(tmp_path / "frames", frames(3, guest=None))
-    config = load_config(None, env={}, overrides=[("face.model", str(face_model), "--model"),
-                                                  ("source.uri", str(folder), "--source"),
-                                                  ("mqtt.url", "", "--no-mqtt")])
-    pipeline = build_pipeline(config)
-    voice = np.array([0.05, 0.05, 0.6, 0.1, 0.05, 0.05, 0.05, 0.05])
-    face_view = np.array([0.05, 0.05, 0.05, 0.6, 0.1, 0.05, 0.1])
-    reading = Reading(time.time() - age_s, voice if voiced else None, face_view if voiced else None)
-    pipeline.voice = VoiceInput(FixedVoice(reading), VOICE_LABELS, Averaging())
-    capture = EventCapture()
-    pipeline.sinks.append(capture)
-    pipeline.run()
-    captured = capture.events
-    pipeline.source.close()
-    assert [e["type"] for e in captured] == ["appear", "end"]
-    for event in captured:
-        jsonschema.Draft202012Validator(schema).validate(event)
-        assert ("voice" in event) is expect_voice and ("fused" in event) is expect_voice
-    if expect_voice:
-        event = captured[0]
-        assert event["voice"]["emotion"] == "happy" and event["voice"]["confidence"] == 0.6
-        assert 0.05 <= event["voice"]["age_s"] < 2.0
-        assert event["fused"]["method"] == "product"
-        assert set(event["fused"]["probabilities"]) == set(FACE_LABELS)
 
 
 def test_the_daemon_never_imports_tensorflow() -> None:

@@ -10,9 +10,21 @@ import numpy as np
 import pytest
 
 from device.box_geometry import Box
-from device.emotion_events import MessageFactory, TrackSnapshot, due_event, utc_now_iso
+from device.emotion_events import (
+    MessageFactory,
+    TrackSnapshot,
+    audio_field,
+    due_event,
+    fused_field,
+    utc_now_iso,
+    voice_field,
+)
+from device.emotion_smoother import TrackEmotion
 from device.labels import FACE_LABELS
 from device.model_card_check import ModelIdentity
+from device.vad import VadDecision
+from device.voice_labels import VOICE_LABELS
+from device.voice_listener import ListenerStatus, VoiceReading
 
 
 def validator(schema: dict, kind: str | None = None) -> jsonschema.Draft202012Validator:
@@ -68,13 +80,49 @@ def test_state_status_stats_are_schema_valid(factory: MessageFactory, schema: di
     validator(schema, "stats").validate(stats)
 
 
+VOICED = VoiceReading(0.0, VadDecision(True, 0.6, -18.0, -60.0), np.full(8, 0.05) + np.eye(8)[1] * 0.6)
+SILENT = VoiceReading(0.0, VadDecision(False, 0.0, -70.0, -72.0))
+
+
+def voice_extras(previous: int | None = None) -> dict:
+    fused = TrackEmotion()
+    fused.update(np.array([0.05, 0.01, 0.04, 0.7, 0.05, 0.05, 0.1]), 1.0, 0.1)
+    return {"voice": voice_field(VOICE_LABELS, VOICED, 0.4),
+            "fused": fused_field(FACE_LABELS, fused, "product", previous)}
+
+
 def test_voice_and_fused_objects_are_part_of_the_contract(factory: MessageFactory, schema: dict) -> None:
-    extras = {"voice": {"emotion": "calm", "confidence": 0.6, "probabilities": {"calm": 0.6, "sad": 0.4},
-                        "age_s": 0.4},
-              "fused": {"emotion": "happy", "confidence": 0.8,
-                        "probabilities": dict.fromkeys(FACE_LABELS, 0.1), "method": "product"},
-              "snapshot": {"format": "jpeg", "data": "/9j/4AAQ"}}
-    validator(schema).validate(factory.event("appear", snapshot(), FRAME, extras))
+    appear = factory.event("appear", snapshot(), FRAME, {**voice_extras(),
+                                                         "snapshot": {"format": "jpeg", "data": "/9j/4AAQ"}})
+    change = factory.event("change", snapshot(), FRAME, voice_extras(previous=6))
+    silent = factory.event("heartbeat", snapshot(), FRAME, {"voice": voice_field(VOICE_LABELS, SILENT, 1.2)})
+    for event in (appear, change, silent):
+        validator(schema).validate(event)
+    assert appear["voice"]["emotion"] == "calm" and set(appear["voice"]["probabilities"]) == set(VOICE_LABELS)
+    assert appear["fused"]["emotion"] == "happy" and change["fused"]["previous_emotion"] == "neutral"
+    assert silent["voice"] == {"vad": {"voiced": False, "active_fraction": 0.0, "level_db": -70.0},
+                               "age_s": 1.2}
+    version_1 = {k: v for k, v in appear.items() if k not in ("voice", "fused")}
+    validator(schema).validate({**version_1, "schema_version": 1})  # old messages still valid
+
+
+def test_status_and_stats_report_audio(factory: MessageFactory, schema: dict) -> None:
+    busy = "cannot open microphone default (busy)"
+    status = factory.status("online", "0.2.0", audio_field(ListenerStatus("unavailable", busy)))
+    validator(schema, "status").validate(status)
+    assert status["audio"] == {"state": "unavailable", "source": "", "reason": busy}
+    counters = {"windows": 10, "voiced_windows": 4, "classify_ms_mean": 6.2, "skipped_hops": 0}
+    listening = ListenerStatus("running", "", "microphone default")
+    stats = factory.stats({"uptime_s": 3.0, "frames": 90, "fps": 30.0,
+                           "stage_ms": dict.fromkeys(("capture", "detect", "track", "preprocess", "infer",
+                                                      "smooth", "publish"), 0.1),
+                           "faces": 1, "dropped_frames": 0, "queue_depth": 0, "events": 4,
+                           "events_dropped": 0, "cpu_temp_c": None, "rss_mb": 80.0,
+                           "audio": audio_field(listening, counters)})
+    validator(schema, "stats").validate(stats)
+    stats["audio"].pop("windows")
+    with pytest.raises(jsonschema.ValidationError):
+        validator(schema, "stats").validate(stats)
 
 
 @pytest.mark.parametrize("break_it", [
@@ -89,6 +137,11 @@ def test_voice_and_fused_objects_are_part_of_the_contract(factory: MessageFactor
     lambda e: e.update(time="2026-11-22 10:00:00"),
     lambda e: e.update(fused={"emotion": "happy", "confidence": 0.5, "probabilities": {"happy": 0.5},
                               "method": "face"}),
+    lambda e: e.update(voice_extras()) or e["fused"].update(method="face"),  # fusion needs both
+    lambda e: e.update(voice_extras()) or e["voice"].pop("emotion"),  # voiced windows have an emotion
+    lambda e: e.update(voice_extras()) or e["voice"]["probabilities"].pop("calm"),  # all 8 voice classes
+    lambda e: e.update(voice={**voice_field(VOICE_LABELS, SILENT, 0.2), "emotion": "calm"}),  # silent: none
+    lambda e: e.update(schema_version=3),
 ])
 def test_schema_rejects_broken_events(factory: MessageFactory, schema: dict, break_it) -> None:
     event = copy.deepcopy(factory.event("heartbeat", snapshot(), FRAME))

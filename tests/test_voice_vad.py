@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from device.audio_sources import read_audio_file
+from device.demo_clip import write_speech
 from device.vad import detect_voice, frame_levels_db
-from tests.voice_fixtures import espeak_wav, noise, syllables, tone
+from tests.voice_fixtures import noise, syllables, tone
 
 
 def test_digital_silence_is_not_voice():
@@ -47,7 +48,7 @@ def test_frame_levels_are_dbfs():
 
 
 def test_synthetic_speech_is_voice(tmp_path: Path):
-    wav = espeak_wav(tmp_path / "speech.wav")
+    wav = write_speech(tmp_path / "speech.wav")
     if wav is None:
         pytest.skip("espeak-ng is not installed (apt install espeak-ng)")
     speech = read_audio_file(wav)

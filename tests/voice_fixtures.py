@@ -1,13 +1,12 @@
-"""Synthetic audio and models for the voice tests: noise, tones, syllable-like bursts, espeak-ng
-speech, a RAVDESS-named folder of them, and an untrained voice model in the shipped format.
+"""Synthetic audio and models for the voice tests: noise, tones, syllable-like bursts, a
+RAVDESS-named folder of them, and an untrained voice model in the shipped format.
 
-Nothing here needs ../shared; espeak-ng (a Debian package the Makefile installs) gives real speech.
+Nothing here needs ../shared. Real (synthetic) speech comes from espeak-ng, a Debian package the
+Makefile installs, through `device.demo_clip.write_speech`, which the demo uses too.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +30,6 @@ def syllables(seconds: float, amplitude: float = 0.3, rate_hz: float = 4.0) -> n
     voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 8))
     envelope = np.clip(np.sin(2 * np.pi * rate_hz * t), 0, 1)
     return (amplitude * voice / 2 * envelope).astype(np.float32)
-
-
-SENTENCES = "Kids are talking by the door. Dogs are sitting by the door."
-
-
-def espeak_wav(path: Path, text: str = SENTENCES) -> Path | None:
-    """Speech synthesised by espeak-ng into `path` (its native 22.05 kHz WAV); None without espeak-ng."""
-    binary = shutil.which("espeak-ng")
-    if binary is None:
-        return None
-    subprocess.run([binary, "-w", str(path), text], check=True, capture_output=True, timeout=60)
-    return path
 
 
 def write_ravdess_folder(root: Path, actors: tuple[int, ...], seconds: float = 2.5) -> Path:

@@ -1,0 +1,57 @@
+"""Who is most likely speaking, and what that person's face and the voice say together.
+
+One microphone hears the room, not a face, so the voice is fused with one track only: the only
+face, else the largest box (the person nearest the device, who is most likely the one talking).
+The fused emotion gets the same hysteresis as a face's own emotion, and it is re-fused only when
+a new voice reading arrives (every audio hop, 0.5 s by default) or the speaker changes, so a
+fused `change` event can come at most once per hop, never once per frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from device.emotion_smoother import TrackEmotion
+from device.face_tracker import Track
+from device.voice_provider import Fuser, VoiceReading
+
+LATEST_ONLY = 1.0  # EMA weight for fused readings: the voice window already averages 2 s
+
+
+def likely_speaker(tracks: Sequence[Track]) -> Track | None:
+    """The only track, else the one with the largest box (ties: the older track); None when empty."""
+    if not tracks:
+        return None
+    return max(tracks, key=lambda t: (t.box.w * t.box.h, -t.track_id))
+
+
+class SpeakerFusion:
+    """The fused emotion of the current speaker, updated once per voice reading."""
+
+    def __init__(self, fuser: Fuser, margin: float) -> None:
+        self.fuser = fuser
+        self.margin = margin
+        self.track_id: int | None = None
+        self.method = ""
+        self.emotion = TrackEmotion()
+        self._reading_time: float | None = None
+
+    def clear(self) -> None:
+        """Forget the speaker (no fresh voice): when voice returns, its first fusion is no `change`."""
+        self.track_id, self.method, self.emotion, self._reading_time = None, "", TrackEmotion(), None
+
+    def update(self, track_id: int, face: np.ndarray, reading: VoiceReading, now: float) -> int | None:
+        """Fuse the speaker's face with a voiced reading; return the previous fused dominant class
+        when this changed it (hysteresis `margin`), else None."""
+        if track_id == self.track_id and reading.timestamp == self._reading_time:
+            return None
+        if track_id != self.track_id:
+            self.clear()
+        fused = self.fuser.fuse(face, now, reading.face_probabilities, reading.timestamp, now)
+        if fused is None or fused.method not in ("product", "bel"):
+            self.clear()
+            return None
+        self.track_id, self.method, self._reading_time = track_id, fused.method, reading.timestamp
+        return self.emotion.update(fused.probabilities, LATEST_ONLY, self.margin)
