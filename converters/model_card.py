@@ -37,6 +37,12 @@ def build_card(tflite_path: Path, *, architecture: str, parameters: int, labels:
     }
 
 
+def _describe(value: object) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {item}" for key, item in value.items())
+    return str(value)
+
+
 def card_markdown(card: dict) -> str:
     lines = [f"# {card['name']}", "",
              f"- architecture: {card['architecture']} ({card['parameters']:,} parameters)",
@@ -45,7 +51,7 @@ def card_markdown(card: dict) -> str:
              f"{card['input']['zero_point']})",
              f"- labels: {', '.join(card['labels'])}",
              f"- preprocessing: {card['preprocessing']}",
-             f"- training data: {card['training'].get('data', '?')}",
+             f"- training data: {_describe(card['training'].get('data', '?'))}",
              f"- training command: `{card['training'].get('command', '?')}`",
              f"- median single-thread invoke: {card['latency_single_thread_ms']['median_ms']:.3f} ms "
              f"(p95 {card['latency_single_thread_ms']['p95_ms']:.3f} ms, "

@@ -12,8 +12,12 @@ import numpy as np
 HALF_TAPS = 32  # input samples on each side of an output position (at the lower of the two rates)
 
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int, chunk: int = 16_384) -> np.ndarray:
-    """float mono audio at `rate_in` → float32 at `rate_out`."""
+def resample(audio: np.ndarray, rate_in: int, rate_out: int, chunk: int = 2_048) -> np.ndarray:
+    """float mono audio at `rate_in` → float32 at `rate_out`.
+
+    Output is computed `chunk` samples at a time: each chunk builds (chunk x taps) float64
+    temporaries, and on a Pi a large chunk costs tens of MB of peak memory for no speed gain.
+    """
     audio = np.asarray(audio, dtype=np.float64)
     if rate_in == rate_out or audio.size == 0:
         return audio.astype(np.float32)

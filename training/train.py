@@ -148,6 +148,11 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
         print(f"resuming {args.model} from {last_path} after epoch {initial_epoch}", flush=True)
     else:
         model = BUILDERS[args.model](num_classes=num_classes, width=args.width)
+        if args.init_from:
+            # A warm restart: start from trained weights with a fresh schedule, to extend training
+            # without re-running the epochs a checkpoint already holds.
+            model.set_weights(keras.models.load_model(args.init_from).get_weights())
+            print(f"initialised {args.model} from {args.init_from}", flush=True)
         compile_model(model, args, steps)
     print(f"{args.model}: {model.count_params():,} parameters, {len(task.y_train)} training and "
           f"{len(task.y_val)} validation samples, {args.epochs} epochs", flush=True)
@@ -218,6 +223,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-train-samples", type=int, default=0, help="cap for smoke runs")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--init-from", help="start from this .keras model's weights (same architecture)")
     return parser.parse_args(argv)
 
 
