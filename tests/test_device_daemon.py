@@ -27,7 +27,8 @@ def test_offline_file_to_stdout_runs_flat_out_and_exits_0(face_model: Path, demo
     for event in events:
         validator.validate(event)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert [(e["type"], e["track_id"]) for e in events if e["type"] != "heartbeat"] == \
+    # (`change` events depend on what the model reads in the faces; the track lifecycle does not)
+    assert [(e["type"], e["track_id"]) for e in events if e["type"] in ("appear", "end")] == \
         [("appear", 1), ("appear", 2), ("end", 2), ("end", 1)]
     guest = [e for e in events if e["track_id"] == 2]
     assert 0.25 * 12 < guest[0]["frame"]["media_time_s"] < 0.45 * 12  # enters at 30% of the 12 s clip

@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> dict:
         plot_confusion(report, out / f"confusion_{method.replace(' ', '_')}.png", f"{method} (pseudo-pairs)")
     result = {
         "notice": NOTICE,
-        "command": "python -m training.fusion_evaluation " + shlex.join(sys.argv[1:]),
+        "command": " ".join(["python -m training.fusion_evaluation", shlex.join(sys.argv[1:])]).strip(),
         "face_model": str(face_model), "voice_model": str(voice_model), "pairings": args.pairings,
         "held_out": {"faces": args.test_usage, "actors": args.test_actors, "pairs": len(held.face_labels),
                      "clips": len(held.voice_labels)},
