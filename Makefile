@@ -72,12 +72,12 @@ train-voice: install
 
 quantize: install
 	$(PY) -m converters.quantize --keras models/keras/face_mini_xception.keras --data $(FER) \
-	  --name face_mini_xception --training-info "$$(cat models/keras/face_mini_xception.training.json)"
+	  --name face_mini_xception --training-info models/keras/face_mini_xception.training.json
 	$(PY) -m converters.quantize --keras models/keras/face_ds_cnn.keras --data $(FER) \
-	  --name face_ds_cnn --training-info "$$(cat models/keras/face_ds_cnn.training.json)"
+	  --name face_ds_cnn --training-info models/keras/face_ds_cnn.training.json
 	@if [ -f models/keras/voice_cnn.keras ]; then \
 	  $(PY) -m converters.quantize --keras models/keras/voice_cnn.keras --data $(RAVDESS) --name voice_cnn \
-	    --max-drop 1.5 --training-info "$$(cat models/keras/voice_cnn.training.json)"; fi
+	    --max-drop 1.5 --training-info models/keras/voice_cnn.training.json; fi
 
 evaluate: install
 	$(PY) -m training.evaluate --model $(MODEL) --data $(DATA) --usage $(USAGE) --actors $(ACTORS)

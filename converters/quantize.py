@@ -126,13 +126,25 @@ def quantize(args: argparse.Namespace) -> dict:
     int8_path.write_bytes(convert(model, calibration))
     metrics = verify(float_path, int8_path, args)
     metrics["command"] = "python -m converters.quantize " + shlex.join(sys.argv[1:])
-    training = json.loads(args.training_info) if args.training_info else {}
+    training = read_training_info(args.training_info)
     for path in (float_path, int8_path):
         card = build_card(path, architecture=model.name, parameters=int(model.count_params()),
                           labels=labels, preprocessing=preprocessing, training=training,
                           metrics=metrics, kind="voice" if voice else "face")
         write_card(card, path)
     return metrics
+
+
+def read_training_info(value: str | None) -> dict:
+    """The run's `training.json` (a path) or the same JSON inline; its facts go into the card."""
+    if not value:
+        return {}
+    path = Path(value)
+    text = path.read_text() if path.is_file() else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"--training-info {value!r}: neither a JSON file nor JSON ({exc})") from None
 
 
 def model_labels_voice() -> tuple[tuple[str, ...], str]:
@@ -154,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-actors", default="17-20", help="verification actors (voice)")
     parser.add_argument("--calibration", type=int, default=500, help="calibration samples")
     parser.add_argument("--max-drop", type=float, default=1.0, help="allowed int8 accuracy loss (points)")
-    parser.add_argument("--training-info", help="JSON with the training data and command, for the card")
+    parser.add_argument("--training-info", help="the run's training.json (path or inline JSON), for the card")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
