@@ -18,6 +18,7 @@ import signal
 import sys
 import uuid
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import cv2
 
@@ -33,11 +34,11 @@ from device.fusion import Fusion
 from device.haar_detector import DetectorError, HaarDetector
 from device.labels import FACE_LABELS
 from device.log_setup import setup_logging
-from device.model_card_check import check_face_model
+from device.model_card_check import check_face_model, check_model_card
 from device.mqtt_publisher import MqttPublisher
 from device.pipeline import Pipeline
 from device.pipeline_stats import peak_rss_mb
-from device.tflite_model import ModelLoadError
+from device.tflite_model import ModelLoadError, TFLiteModel
 from device.voice_labels import VOICE_LABELS
 from device.voice_listener import VoiceListener
 from device.voice_provider import VoiceInput
@@ -102,6 +103,9 @@ def voice_input(config: Config) -> VoiceInput | None:
     """
     if not config.audio.enabled:
         return None
+    voice_model = Path(config.audio.model)
+    if voice_model.is_file():  # a wrong model or card is a configuration error, required or not
+        check_model_card(TFLiteModel(voice_model), voice_model.with_suffix(".json"), "voice", VOICE_LABELS)
     try:
         listener = VoiceListener(**asdict(config.audio))
         fuser = None if config.fusion.method == "none" else Fusion(**asdict(config.fusion))

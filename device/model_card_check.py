@@ -1,4 +1,4 @@
-"""Refuse a face model whose card and interpreter disagree, before the first frame.
+"""Refuse a model whose card and interpreter disagree, before the first frame.
 
 A .tflite copied next to the wrong card (or a card edited by hand) would otherwise run and publish
 confident nonsense: a 64x64 model fed 48x48 crops, uint8 input fed int8 bytes, or an output order
@@ -42,14 +42,20 @@ def read_card(card_path: Path) -> dict:
 
 
 def check_face_model(model: TFLiteModel, card_path: Path) -> ModelIdentity:
-    """Compare input shape, dtype, quantization and label count; return the model's identity."""
+    """Compare input shape, dtype, quantization and labels with the card; return the identity."""
+    return check_model_card(model, card_path, "face", FACE_LABELS)
+
+
+def check_model_card(model: TFLiteModel, card_path: Path, kind: str,
+                     expected_labels: tuple[str, ...]) -> ModelIdentity:
+    """The same check for any model kind: the face and the voice model both go through it."""
     card = read_card(card_path)
     where = f"model {model.path} vs card {card_path}"
     try:
         card_in, labels = card["input"], card["labels"]
         problems = []
-        if card.get("kind", "face") != "face":
-            problems.append(f"card kind is {card['kind']!r}, not 'face'")
+        if card.get("kind", kind) != kind:
+            problems.append(f"card kind is {card['kind']!r}, not {kind!r}")
         if tuple(card_in["shape"]) != model.input.shape:
             problems.append(f"input shape {model.input.shape} but card says {tuple(card_in['shape'])}")
         if card_in["dtype"] != model.input.dtype.name:
@@ -60,8 +66,9 @@ def check_face_model(model: TFLiteModel, card_path: Path) -> ModelIdentity:
                             f"but card says ({card_in['scale']:g}, {card_in['zero_point']})")
         if len(labels) != model.output.shape[-1]:
             problems.append(f"{model.output.shape[-1]} outputs but card lists {len(labels)} labels")
-        elif tuple(labels) != FACE_LABELS:
-            problems.append(f"card labels {labels} are not the face labels {list(FACE_LABELS)} in that order")
+        elif tuple(labels) != expected_labels:
+            problems.append(f"card labels {labels} are not the {kind} labels {list(expected_labels)} "
+                            "in that order")
         name = str(card.get("name", model.path.stem))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelCardError(f"{where}: card is missing or has a malformed field ({exc})") from None

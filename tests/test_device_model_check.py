@@ -70,3 +70,20 @@ def test_corrupt_model_file_is_refused(tmp_path: Path, face_model: Path) -> None
         TFLiteModel(corrupt)
     result = run_daemon("--model", str(corrupt), "--no-mqtt")
     assert_one_line_exit_2(result, f"model file {corrupt} is not a valid TFLite model")
+
+
+def test_voice_model_is_checked_against_its_card_at_start_up(tmp_path: Path, face_model: Path,
+                                                             demo_video: Path) -> None:
+    from tests.conftest import ROOT
+
+    shipped = ROOT / "models" / "voice_cnn_int8.tflite"
+    if not shipped.is_file():
+        pytest.skip("the shipped voice model is not in this checkout")
+    voice = Path(shutil.copy(shipped, tmp_path / "voice.tflite"))
+    # the face card beside the voice model: wrong kind, shape and labels
+    shutil.copy(face_model.with_suffix(".json"), tmp_path / "voice.json")
+    audio = tmp_path / "talk.wav"
+    audio.write_bytes(b"RIFF")  # never opened: the card check comes first
+    result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--no-mqtt",
+                        "--audio-file", str(audio), "--set", f"audio.model={voice}")
+    assert_one_line_exit_2(result, "card kind is 'face', not 'voice'")
