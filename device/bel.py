@@ -15,6 +15,7 @@ classes that fire where they should not. Decisions take the largest output.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,10 @@ class BEL:
         return positive / np.maximum(positive.sum(axis=1, keepdims=True), 1e-12)
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, v=self.v, w=self.w, alpha=self.alpha, beta=self.beta, gamma=self.gamma)
+        """JSON: a few hundred weights, readable and diffable, and nothing that looks like data."""
+        weights = {"v": self.v.tolist(), "w": self.w.tolist(), "alpha": self.alpha, "beta": self.beta,
+                   "gamma": self.gamma}
+        Path(path).write_text(json.dumps(weights) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> BEL:
@@ -104,9 +108,9 @@ class BEL:
             raise ModelLoadError(f"BEL fusion model {path} does not exist; build it with "
                                  "`python -m training.fusion_evaluation` or use fusion.method = \"product\"")
         try:
-            with np.load(path) as data:
-                return cls(data["v"], data["w"], float(data["alpha"]), float(data["beta"]),
-                           float(data["gamma"]))
-        except (OSError, KeyError, ValueError) as exc:
+            data = json.loads(path.read_text())
+            return cls(np.asarray(data["v"], dtype=np.float64), np.asarray(data["w"], dtype=np.float64),
+                       float(data["alpha"]), float(data["beta"]), float(data["gamma"]))
+        except (OSError, KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(f"BEL fusion model {path} cannot be read ({exc}); rebuild it with "
                                  "`python -m training.fusion_evaluation`") from None

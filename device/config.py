@@ -122,7 +122,7 @@ class FusionSection:
     face_weight: float = 1.0
     voice_weight: float = 1.0
     stale_after_s: float = 2.0
-    bel_model: str = "models/fusion_bel.npz"
+    bel_model: str = "models/fusion_bel.json"
 
 
 @dataclass(frozen=True)

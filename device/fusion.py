@@ -50,7 +50,7 @@ class Fusion:
     """Keyword arguments are the config's [fusion] keys, so `Fusion(**config_fusion)` works."""
 
     def __init__(self, method: str = "product", face_weight: float = 1.0, voice_weight: float = 1.0,
-                 stale_after_s: float = 2.0, bel_model: str | Path = "models/fusion_bel.npz") -> None:
+                 stale_after_s: float = 2.0, bel_model: str | Path = "models/fusion_bel.json") -> None:
         if method not in METHODS:
             raise ValueError(f"fusion.method = {method!r}; use one of {', '.join(METHODS)}")
         self.method, self.face_weight, self.voice_weight = method, face_weight, voice_weight

@@ -88,13 +88,13 @@ def test_scores_are_a_distribution_with_the_same_winner():
 def test_save_load_round_trip_and_bad_files(tmp_path: Path):
     bel = BEL.new(inputs=4, classes=2, alpha=0.3, beta=0.2, gamma=0.01)
     bel.v[:] = np.arange(10).reshape(2, 5)
-    bel.save(tmp_path / "bel.npz")
-    loaded = BEL.load(tmp_path / "bel.npz")
+    bel.save(tmp_path / "bel.json")
+    loaded = BEL.load(tmp_path / "bel.json")
     assert np.array_equal(loaded.v, bel.v) and (loaded.alpha, loaded.beta, loaded.gamma) == (0.3, 0.2, 0.01)
     with pytest.raises(ModelLoadError, match="does not exist"):
-        BEL.load(tmp_path / "none.npz")
-    (tmp_path / "bad.npz").write_bytes(b"garbage")
+        BEL.load(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="cannot be read"):
-        BEL.load(tmp_path / "bad.npz")
+        BEL.load(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="takes 4 inputs"):
         loaded.respond(np.zeros(3))

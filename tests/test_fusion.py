@@ -67,19 +67,19 @@ def test_fusion_drops_stale_or_absent_modalities():
 
 def test_bel_fusion_loads_a_trained_model(tmp_path: Path):
     with pytest.raises(ModelLoadError, match="fusion_evaluation"):
-        Fusion(method="bel", bel_model=tmp_path / "missing.npz")
+        Fusion(method="bel", bel_model=tmp_path / "missing.json")
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 7, 200)
     onehot = np.eye(7)[labels]
     p = np.hstack([0.5 * onehot + 0.5 * rng.dirichlet(np.ones(7), 200), 0.5 * onehot + 0.5 / 7])
     bel = BEL.new(inputs=14, classes=7)
     bel.fit(p, labels, epochs=5)
-    bel.save(tmp_path / "bel.npz")
-    fusion = Fusion(method="bel", bel_model=tmp_path / "bel.npz")
+    bel.save(tmp_path / "bel.json")
+    fusion = Fusion(method="bel", bel_model=tmp_path / "bel.json")
     fused = fusion.fuse(p[0, :7], 1.0, p[0, 7:], 1.0, now=1.0)
     assert fused.method == "bel" and fused.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     assert fused.dominant == FACE_LABELS[labels[0]]
     assert fusion.fuse(FACE, 1.0, None, None, now=1.0).method == "face"  # BEL needs both
-    BEL.new(inputs=15, classes=7).save(tmp_path / "wide.npz")
+    BEL.new(inputs=15, classes=7).save(tmp_path / "wide.json")
     with pytest.raises(ModelLoadError, match="takes 15 inputs"):
-        Fusion(method="bel", bel_model=tmp_path / "wide.npz")
+        Fusion(method="bel", bel_model=tmp_path / "wide.json")

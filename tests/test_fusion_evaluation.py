@@ -38,7 +38,7 @@ def test_fusion_evaluation_end_to_end(tmp_path: Path, face_model: Path, capsys: 
     fer = write_fer_csv(tmp_path / "fer.csv", train_per_class=6, test_per_class=4)
     ravdess = write_ravdess_folder(tmp_path / "ravdess", actors=(1, 2, 17, 18))
     voice_model = build_voice_model(tmp_path / "models")
-    bel_path = tmp_path / "out" / "fusion_bel.npz"
+    bel_path = tmp_path / "out" / "fusion_bel.json"
     code = main(["--face-model", str(face_model), "--voice-model", str(voice_model), "--fer", str(fer),
                  "--ravdess", str(ravdess), "--train-actors", "1-2", "--test-actors", "17-18",
                  "--pairings", "3", "--bel-epochs", "3", "--out", str(tmp_path / "out"),

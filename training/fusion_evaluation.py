@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairings", type=int, default=5, help="random pairings of the held-out faces")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/fusion")
-    parser.add_argument("--bel-out", default="models/fusion_bel.npz")
+    parser.add_argument("--bel-out", default="models/fusion_bel.json")
     args = parser.parse_args(argv)
     try:
         result = run(args)
