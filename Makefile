@@ -8,6 +8,7 @@ MODEL ?= models/face_mini_xception_int8.tflite
 DATA ?= $(FER)
 USAGE ?= PublicTest
 ACTORS ?= 17-20
+FLIP_TTA ?= 0
 RUNS ?= runs
 APT_PACKAGES := mosquitto portaudio19-dev espeak-ng libsndfile1
 
@@ -19,7 +20,7 @@ help:
 	@echo "make test      run the test suite (installs first)"
 	@echo "make train     train the face and voice models on ../shared/datasets (hours on 2 cores)"
 	@echo "make quantize  rebuild the int8 .tflite models and cards in models/ from models/keras/"
-	@echo "make evaluate  MODEL=<.tflite|.keras> DATA=<csv|folder> USAGE=PublicTest (voice: ACTORS=17-20)"
+	@echo "make evaluate  MODEL=<.tflite|.keras> DATA=<csv|folder> USAGE=PublicTest [FLIP_TTA=1] (voice: ACTORS=17-20)"
 	@echo "make bench     latency, accuracy and pipeline figures, last line one JSON object"
 	@echo "make lint      ruff"
 
@@ -80,7 +81,8 @@ quantize: install
 	    --max-drop 1.5 --training-info models/keras/voice_cnn.training.json; fi
 
 evaluate: install
-	$(PY) -m training.evaluate --model $(MODEL) --data $(DATA) --usage $(USAGE) --actors $(ACTORS)
+	$(PY) -m training.evaluate --model $(MODEL) --data $(DATA) --usage $(USAGE) --actors $(ACTORS) \
+	  $(if $(filter 1,$(FLIP_TTA)),--flip-tta)
 
 bench: install
 	$(PY) -m benchmarks --shared $(SHARED)

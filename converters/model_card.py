@@ -43,6 +43,20 @@ def _describe(value: object) -> str:
     return str(value)
 
 
+def _training_commands(training: dict) -> list[str]:
+    """One line per run, oldest first: a warm restart lists the run it continued from."""
+    runs = []
+    while training:
+        runs.append(training)
+        training = training.get("continued_from", {})
+    lines = []
+    for step, run in enumerate(reversed(runs), start=1):
+        label = "training command" if len(runs) == 1 else f"training step {step}"
+        epochs = f" ({run['epochs_run']} epochs)" if "epochs_run" in run else ""
+        lines.append(f"- {label}: `{run.get('command', '?')}`{epochs}")
+    return lines or ["- training command: ?"]
+
+
 def card_markdown(card: dict) -> str:
     lines = [f"# {card['name']}", "",
              f"- architecture: {card['architecture']} ({card['parameters']:,} parameters)",
@@ -52,7 +66,7 @@ def card_markdown(card: dict) -> str:
              f"- labels: {', '.join(card['labels'])}",
              f"- preprocessing: {card['preprocessing']}",
              f"- training data: {_describe(card['training'].get('data', '?'))}",
-             f"- training command: `{card['training'].get('command', '?')}`",
+             *_training_commands(card["training"]),
              f"- median single-thread invoke: {card['latency_single_thread_ms']['median_ms']:.3f} ms "
              f"(p95 {card['latency_single_thread_ms']['p95_ms']:.3f} ms, "
              f"{card['latency_single_thread_ms']['runtime']})",

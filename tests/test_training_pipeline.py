@@ -54,7 +54,7 @@ def test_quantize_then_make_evaluate_prints_json(trained_run: tuple[Path, Path],
     assert code == 0
     card = json.loads((tmp_path / "tiny_int8.json").read_text())
     assert card["input"]["dtype"] == "int8" and card["labels"][3] == "happy"
-    assert set(card["metrics"]["results"]) == {"float32", "int8"}
+    assert set(card["metrics"]["results"]) == {"float32", "int8", "int8_flip"}
     assert card["latency_single_thread_ms"]["median_ms"] > 0
     result = subprocess.run(
         ["make", "-s", "evaluate", f"MODEL={tmp_path / 'tiny_int8.tflite'}", f"DATA={data}",
@@ -64,3 +64,16 @@ def test_quantize_then_make_evaluate_prints_json(trained_run: tuple[Path, Path],
     assert summary["n"] == 28
     assert summary["accuracy"] == pytest.approx(card["metrics"]["results"]["int8"]["accuracy"])
     assert {"accuracy", "macro_f1", "top3"} <= set(summary)
+
+
+@pytest.mark.slow
+def test_warm_restart_records_the_run_it_continues(trained_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, out = trained_run
+    code = train.main(["--model", "mini_xception", "--width", "0.5", "--data", str(data),
+                       "--out", str(tmp_path / "continued"), "--batch-size", "32", "--epochs", "1",
+                       "--init-from", str(out / "best.keras")])
+    assert code == 0
+    info = json.loads((tmp_path / "continued" / "training.json").read_text())
+    previous = info["continued_from"]
+    assert previous["checkpoint"] == str(out / "best.keras")
+    assert previous["command"].endswith("--epochs 2") and previous["epochs_run"] == 2

@@ -99,6 +99,16 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return history
 
 
+def previous_training(checkpoint: Path) -> dict:
+    """What produced a checkpoint a run starts from, so a model card can say how to rebuild it:
+    the `<name>.training.json` beside a shipped checkpoint, or the run directory's
+    `training.json`."""
+    for info in (checkpoint.with_suffix(".training.json"), checkpoint.parent / "training.json"):
+        if info.exists():
+            return {"checkpoint": str(checkpoint), **json.loads(info.read_text())}
+    return {"checkpoint": str(checkpoint)}
+
+
 def make_dataset(task: Task, batch_size: int, seed: int, num_classes: int,
                  weight_power: float) -> tf.data.Dataset:
     weights = class_weights(task.y_train, num_classes, weight_power)[task.y_train]
@@ -187,14 +197,17 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     final_history = read_history(log_path)
     write_reports(out, final_history, report, f"{args.model} on the validation split", extra)
     val_curve = final_history.get("val_accuracy", [0.0])
-    (out / "training.json").write_text(json.dumps({
+    info = {
         "data": task.description,
         "command": "python -m training.train " + shlex.join(argv),
         "epochs_run": len(val_curve),
         "best_epoch": int(np.argmax(val_curve)) + 1,
         "seed": args.seed,
         "note": "best epoch selected on the validation split (early stopping)",
-    }, indent=1) + "\n")
+    }
+    if args.init_from:
+        info["continued_from"] = previous_training(Path(args.init_from))
+    (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps({"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                       "top3": report["top3"], "uar": report["uar"], "n": report["n"], **extra}))
     return report
