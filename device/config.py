@@ -94,7 +94,7 @@ class MqttSection:
 class FaceSection:
     model: str = DEFAULT_FACE_MODEL
     card: str = ""  # empty: the model path with .json
-    flip_tta: bool = False
+    flip_tta: bool = True
 
 
 @dataclass(frozen=True)

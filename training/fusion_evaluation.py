@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from device.bel import BEL
+from device.config import FaceSection
 from device.face_classifier import FaceClassifier
 from device.fusion import product_rule
 from device.labels import FACE_LABELS
@@ -69,12 +70,12 @@ class Scored:
 
 
 def score_side(face_model: Path, voice_model: Path, fer: str, usage: str, ravdess: str, actors: str,
-               max_faces: int, seed: int) -> Scored:
+               max_faces: int, seed: int, flip_tta: bool) -> Scored:
     faces = load_faces(fer, usage)
     picked = np.arange(len(faces))
     if max_faces and len(picked) > max_faces:
         picked = np.sort(np.random.default_rng(seed).choice(len(picked), max_faces, replace=False))
-    face_classifier = FaceClassifier(face_model, num_threads=1)
+    face_classifier = FaceClassifier(face_model, num_threads=1, flip_tta=flip_tta)
     face_probs = np.stack([face_classifier.classify(face) for face in faces.faces[picked]])
     clips = find_clips(ravdess, actors)
     voice_classifier = VoiceClassifier(voice_model, num_threads=1)
@@ -172,7 +173,8 @@ def report_markdown(result: dict) -> str:
              f"- BEL trained on {result['training']['pairs']} pairs: FER2013 {result['training']['faces']} "
              f"faces x RAVDESS actors {result['training']['actors']}; final training error "
              f"{result['training']['bel_error_per_epoch'][-1]:.4f}",
-             f"- models: face {result['face_model']}, voice {result['voice_model']}",
+             f"- models: face {result['face_model']} (flip TTA {'on' if result['face_flip_tta'] else 'off'})"
+             f", voice {result['voice_model']}",
              f"- command: `{result['command']}`", "",
              "| method | accuracy (mean ± sd) | UAR | macro-F1 |", "| --- | --- | --- | --- |"]
     for method, row in result["results"].items():
@@ -197,9 +199,9 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     face_model, voice_model = Path(args.face_model), Path(args.voice_model)
     train = score_side(face_model, voice_model, args.fer, args.train_usage, args.ravdess, args.train_actors,
-                       args.max_train_faces, args.seed)
+                       args.max_train_faces, args.seed, args.flip_tta)
     held = score_side(face_model, voice_model, args.fer, args.test_usage, args.ravdess, args.test_actors,
-                      0, args.seed)
+                      0, args.seed, args.flip_tta)
     bel, errors = train_bel(train, args.bel_epochs, args.seed)
     train_voice_accuracy = float(np.mean(train.voice_face_probs.argmax(1) == train.voice_face_labels))
     Path(args.bel_out).parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +218,8 @@ def run(args: argparse.Namespace) -> dict:
     result = {
         "notice": NOTICE,
         "command": " ".join(["python -m training.fusion_evaluation", shlex.join(sys.argv[1:])]).strip(),
-        "face_model": str(face_model), "voice_model": str(voice_model), "pairings": args.pairings,
+        "face_model": str(face_model), "face_flip_tta": args.flip_tta, "voice_model": str(voice_model),
+        "pairings": args.pairings,
         "held_out": {"faces": args.test_usage, "actors": args.test_actors, "pairs": len(held.face_labels),
                      "clips": len(held.voice_labels)},
         "training": {"faces": args.train_usage, "actors": args.train_actors, "pairs": len(train.face_labels),
@@ -234,6 +237,8 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--face-model", default="models/face_mini_xception_int8.tflite")
+    parser.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=FaceSection.flip_tta,
+                        help="score faces as the daemon does with face.flip_tta (default: its default)")
     parser.add_argument("--voice-model", default="models/voice_cnn_int8.tflite")
     parser.add_argument("--fer", default="../shared/datasets/fer2013/fer2013.csv.gz")
     parser.add_argument("--ravdess", default="../shared/datasets/ravdess")
