@@ -54,3 +54,31 @@ def test_int8_conversion_is_integer_only_and_agrees_with_float(builder, tmp_path
     int8_pred = np.array([tflite.invoke(sample[None]).argmax() for sample in q])
     float_pred = model.predict(x, verbose=0).argmax(axis=1)
     assert np.mean(int8_pred == float_pred) >= 0.9
+
+
+def test_grown_mini_xception_starts_as_the_model_it_grew_from() -> None:
+    from training.train import copy_weights
+
+    keras.utils.set_random_seed(1)
+    small = mini_xception(width=0.5)
+    # Non-trivial batch-norm statistics, so an identity module that is not exactly zero would show.
+    for layer in small.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * 1.3, beta + 0.1, mean + 0.2, var * 0.8])
+    grown = mini_xception(width=0.5, extra_blocks=(0, 1, 0, 1))
+    assert grown.count_params() > small.count_params()
+    copy_weights(small, grown, "small.keras")
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(grown.predict(faces, verbose=0), small.predict(faces, verbose=0), atol=1e-6)
+
+
+def test_copy_weights_refuses_another_width() -> None:
+    from training.data_errors import DataError
+    from training.train import copy_weights
+
+    with pytest.raises(DataError, match="other shapes"):
+        copy_weights(mini_xception(width=0.5), mini_xception(width=1.0), "narrow.keras")
+    with pytest.raises(DataError, match="no counterpart"):
+        copy_weights(mini_xception(width=0.5, extra_blocks=(1, 0, 0, 0)), mini_xception(width=0.5),
+                     "grown.keras")

@@ -77,3 +77,47 @@ def test_warm_restart_records_the_run_it_continues(trained_run: tuple[Path, Path
     previous = info["continued_from"]
     assert previous["checkpoint"] == str(out / "best.keras")
     assert previous["command"].endswith("--epochs 2") and previous["epochs_run"] == 2
+
+
+def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path) -> None:
+    import keras
+    import numpy as np
+
+    from training.task import Task
+
+    labels = np.array([0, 3, 6, 3])
+    x = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
+    task = Task(labels=tuple("abcdefg"), x_train=x, y_train=labels, x_val=x, y_val=labels,
+                augment=lambda b: b, evaluate=lambda m: (labels, None))
+    teacher_path = tmp_path / "teacher.keras"
+    teacher = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                                keras.layers.Dense(7, activation="softmax")])
+    teacher.save(teacher_path)
+    soft = teacher.predict(x, verbose=0)
+    onehot = np.eye(7, dtype=np.float32)[labels]
+    np.testing.assert_array_equal(train.training_targets(task, 7, [], 0.5), onehot)
+    targets = train.training_targets(task, 7, [str(teacher_path)] * 2, 0.25)
+    np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * soft, rtol=1e-5)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_distilled_warm_restart_into_a_grown_model(trained_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, out = trained_run
+    code = train.main(["--model", "mini_xception", "--width", "0.5", "--extra-blocks", "0,1,0,0",
+                       "--data", str(data), "--out", str(tmp_path / "grown"), "--batch-size", "32",
+                       "--epochs", "1", "--init-from", str(out / "best.keras"),
+                       "--teacher", str(out / "best.keras"), "--teacher-weight", "0.5"])
+    assert code == 0
+    report = json.loads((tmp_path / "grown" / "report.json").read_text())
+    assert report["parameters"] > json.loads((out / "report.json").read_text())["parameters"]
+
+
+def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = write_fer_csv(tmp_path / "fer.csv", train_per_class=2, test_per_class=1)
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--model", "mini_xception", "--data", str(data), "--extra-blocks", "1,2"])
+    assert exit_info.value.code == 2 and "four counts" in capsys.readouterr().err
+    code = train.main(["--model", "ds_cnn", "--data", str(data), "--extra-blocks", "0,1,0,0",
+                       "--out", str(tmp_path / "run"), "--epochs", "1"])
+    assert code == 2 and "--extra-blocks applies to mini_xception" in capsys.readouterr().err

@@ -27,20 +27,33 @@ def _conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, padding: s
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _separable_bn(x, filters: int, name: str, l2: float = 0.0):
+def _separable_bn(x, filters: int, name: str, l2: float = 0.0, gamma: str = "ones"):
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
                                depthwise_regularizer=regularizers.l2(l2) if l2 else None,
                                pointwise_regularizer=regularizers.l2(l2) if l2 else None,
                                name=f"{name}_sep")(x)
-    return layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.BatchNormalization(gamma_initializer=gamma, name=f"{name}_bn")(x)
+
+
+def _identity_module(x, filters: int, name: str, l2: float = 0.0):
+    """A module without downsampling: x + BN(sep(ReLU(BN(sep(x))))). The last batch norm starts
+    with zero gain, so a model grown by inserting these computes exactly what it computed before
+    and can be warm-started from the smaller model's weights."""
+    y = _separable_bn(x, filters, f"{name}_a", l2)
+    y = layers.ReLU(name=f"{name}_a_relu")(y)
+    y = _separable_bn(y, filters, f"{name}_b", l2, gamma="zeros")
+    return layers.Add(name=f"{name}_add")([x, y])
 
 
 def mini_xception(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SIZE,
-                  width: float = 1.0, l2: float = 0.0) -> keras.Model:
+                  width: float = 1.0, l2: float = 0.0,
+                  extra_blocks: tuple[int, int, int, int] = (0, 0, 0, 0)) -> keras.Model:
     """Arriaga et al. (2017) mini-Xception: two 3x3 stem convolutions, four residual modules of
     two depthwise-separable 3x3 convolutions with batch norm and a strided max-pool beside a
     1x1 strided shortcut, then a 3x3 convolution to one map per class and global average
     pooling (no dense layer). width=1.0 gives about 58k parameters; `width` scales every layer.
+    `extra_blocks[i]` identity modules follow module i+1: depth where parameters are cheap
+    (the early, narrow stages), since the last module already holds most of the budget.
     """
     stem = max(4, round(8 * width))
     inputs, x = _pixels_in((input_size, input_size, 1), "face")
@@ -56,6 +69,8 @@ def mini_xception(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SI
         x = _separable_bn(x, filters, f"module{i}_b", l2)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"module{i}_pool")(x)
         x = layers.Add(name=f"module{i}_add")([x, shortcut])
+        for j in range(1, extra_blocks[i - 1] + 1):
+            x = _identity_module(x, filters, f"module{i}_extra{j}", l2)
     x = layers.Conv2D(num_classes, 3, padding="same", name="class_maps")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Softmax(name="probabilities")(x)

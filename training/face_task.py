@@ -69,6 +69,7 @@ def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None)
         augment=augment_faces,
         evaluate=evaluate,
         extras=extras,
+        predict=lambda model, faces: predict_faces(model, faces, flip=True),
         description={"train": train.source, "val": val.source,
                      "preprocessing": "grey 48x48 crop -> cv2.equalizeHist -> raw pixels 0..255"},
     )

@@ -14,7 +14,8 @@ class Task:
 
     `augment` maps a float32 training batch to an augmented one (TensorFlow ops, run in the
     input pipeline). `evaluate` returns (true labels, probabilities) for the report; for voice
-    it aggregates window scores per clip, so it is not just `model.predict(x_val)`.
+    it aggregates window scores per clip, so it is not just `model.predict(x_val)`. `predict`
+    scores single samples the way the device does (faces: averaged with their mirror image).
     """
 
     labels: tuple[str, ...]
@@ -26,3 +27,5 @@ class Task:
     evaluate: Callable
     description: dict = field(default_factory=dict)
     extras: Callable | None = None
+    predict: Callable = field(default=lambda model, x: model.predict(x, batch_size=256, verbose=0))
+    """(model, samples) -> probabilities, as the modality scores them (used for teachers' targets)."""

@@ -109,11 +109,55 @@ def previous_training(checkpoint: Path) -> dict:
     return {"checkpoint": str(checkpoint)}
 
 
-def make_dataset(task: Task, batch_size: int, seed: int, num_classes: int,
+def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_weight: float) -> np.ndarray:
+    """One-hot labels, or with teachers (knowledge distillation) a blend of the labels and the
+    teachers' averaged probabilities on the un-augmented training samples. The soft part tells
+    a small student which mistakes are near misses (fear vs. sad), which it learns more easily
+    than hard labels alone; the hard part keeps it right where the teachers are wrong."""
+    onehot = np.eye(num_classes, dtype=np.float32)[task.y_train]
+    if not teachers:
+        return onehot
+    soft = np.zeros_like(onehot)
+    for path in teachers:
+        teacher = keras.models.load_model(path)
+        if teacher.output_shape[-1] != num_classes:
+            raise DataError(f"{path}: teacher has {teacher.output_shape[-1]} outputs, the task {num_classes}")
+        soft += task.predict(teacher, task.x_train)
+        print(f"teacher {path}: {np.mean(soft.argmax(axis=1) == task.y_train):.4f} training accuracy "
+              "(running ensemble)", flush=True)
+    return ((1.0 - teacher_weight) * onehot + teacher_weight * soft / len(teachers)).astype(np.float32)
+
+
+def build_model(args: argparse.Namespace, num_classes: int) -> keras.Model:
+    options = {"width": args.width}
+    if args.extra_blocks:
+        if args.model != "mini_xception":
+            raise DataError(f"--extra-blocks applies to mini_xception, not {args.model}")
+        options["extra_blocks"] = args.extra_blocks
+    return BUILDERS[args.model](num_classes=num_classes, **options)
+
+
+def copy_weights(source: keras.Model, target: keras.Model, source_path: str) -> None:
+    """A warm restart: start from trained weights with a fresh schedule, to extend training
+    without re-running the epochs a checkpoint already holds. Layers are matched by name, so the
+    target may be the source grown by zero-initialised identity modules (`--extra-blocks`)."""
+    for layer in source.layers:
+        try:
+            grown = target.get_layer(layer.name)
+        except ValueError:
+            raise DataError(f"{source_path}: layer {layer.name!r} has no counterpart in the new "
+                            f"{target.name}; --init-from needs the same architecture and width") from None
+        weights = layer.get_weights()
+        if [w.shape for w in weights] != [w.shape for w in grown.get_weights()]:
+            raise DataError(f"{source_path}: layer {layer.name!r} has other shapes than in the new "
+                            f"{target.name}; --init-from needs the same architecture and width")
+        grown.set_weights(weights)
+
+
+def make_dataset(task: Task, targets: np.ndarray, batch_size: int, seed: int, num_classes: int,
                  weight_power: float) -> tf.data.Dataset:
     weights = class_weights(task.y_train, num_classes, weight_power)[task.y_train]
-    onehot = np.eye(num_classes, dtype=np.float32)[task.y_train]
-    ds = tf.data.Dataset.from_tensor_slices((task.x_train, onehot, weights))
+    ds = tf.data.Dataset.from_tensor_slices((task.x_train, targets, weights))
     # Full batches only: oneDNN's CPU kernels here crash (heap corruption) on a training step whose
     # batch has an odd size such as 37; reshuffling every epoch still shows every sample.
     batch_size = min(batch_size, len(task.y_train))
@@ -157,11 +201,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
         model = keras.models.load_model(last_path)
         print(f"resuming {args.model} from {last_path} after epoch {initial_epoch}", flush=True)
     else:
-        model = BUILDERS[args.model](num_classes=num_classes, width=args.width)
+        model = build_model(args, num_classes)
         if args.init_from:
-            # A warm restart: start from trained weights with a fresh schedule, to extend training
-            # without re-running the epochs a checkpoint already holds.
-            model.set_weights(keras.models.load_model(args.init_from).get_weights())
+            copy_weights(keras.models.load_model(args.init_from), model, args.init_from)
             print(f"initialised {args.model} from {args.init_from}", flush=True)
         compile_model(model, args, steps)
     print(f"{args.model}: {model.count_params():,} parameters, {len(task.y_train)} training and "
@@ -184,7 +226,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     ]
     if initial_epoch < args.epochs:
         model.fit(
-            make_dataset(task, args.batch_size, args.seed, num_classes, args.class_weight_power),
+            make_dataset(task, training_targets(task, num_classes, args.teacher, args.teacher_weight),
+                         args.batch_size, args.seed, num_classes, args.class_weight_power),
             validation_data=(task.x_val, np.eye(num_classes, dtype=np.float32)[task.y_val]),
             validation_batch_size=256, epochs=args.epochs, initial_epoch=initial_epoch,
             callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 0,
@@ -213,6 +256,16 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     return report
 
 
+def _four_counts(value: str) -> tuple[int, int, int, int]:
+    try:
+        counts = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        counts = ()
+    if len(counts) != 4 or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected four counts such as 0,1,0,0")
+    return counts  # type: ignore[return-value]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=[*BUILDERS, "voice_cnn"], required=True)
@@ -237,6 +290,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-train-samples", type=int, default=0, help="cap for smoke runs")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--init-from", help="start from this .keras model's weights (same architecture)")
+    parser.add_argument("--extra-blocks", type=_four_counts, default=None, metavar="A,B,C,D",
+                        help="mini_xception: identity modules after each of the four modules")
+    parser.add_argument("--teacher", action="append", default=[], metavar="MODEL.keras",
+                        help="distil from this trained model (repeat for an ensemble)")
+    parser.add_argument("--teacher-weight", type=float, default=0.5,
+                        help="share of the teachers' probabilities in the training targets")
     return parser.parse_args(argv)
 
 
