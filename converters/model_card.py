@@ -44,7 +44,8 @@ def _describe(value: object) -> str:
 
 
 def _training_commands(training: dict) -> list[str]:
-    """One line per run, oldest first: a warm restart lists the run it continued from."""
+    """One line per run, oldest first: a warm restart lists the run it continued from, and a
+    distilled run the models it learnt from (their files may since have been replaced)."""
     runs = []
     while training:
         runs.append(training)
@@ -54,6 +55,8 @@ def _training_commands(training: dict) -> list[str]:
         label = "training command" if len(runs) == 1 else f"training step {step}"
         epochs = f" ({run['epochs_run']} epochs)" if "epochs_run" in run else ""
         lines.append(f"- {label}: `{run.get('command', '?')}`{epochs}")
+        lines += [f"  - distilled from `{teacher['checkpoint']}`, trained by `{teacher.get('command', '?')}`"
+                  for teacher in run.get("teachers", [])]
     return lines or ["- training command: ?"]
 
 

@@ -75,6 +75,7 @@ def test_warm_restart_records_the_run_it_continues(trained_run: tuple[Path, Path
     assert code == 0
     info = json.loads((tmp_path / "continued" / "training.json").read_text())
     previous = info["continued_from"]
+    assert "teachers" not in info
     assert previous["checkpoint"] == str(out / "best.keras")
     assert previous["command"].endswith("--epochs 2") and previous["epochs_run"] == 2
 
@@ -111,6 +112,9 @@ def test_distilled_warm_restart_into_a_grown_model(trained_run: tuple[Path, Path
     assert code == 0
     report = json.loads((tmp_path / "grown" / "report.json").read_text())
     assert report["parameters"] > json.loads((out / "report.json").read_text())["parameters"]
+    info = json.loads((tmp_path / "grown" / "training.json").read_text())
+    assert [t["checkpoint"] for t in info["teachers"]] == [str(out / "best.keras")]
+    assert info["teachers"][0]["command"].endswith("--epochs 2")
 
 
 def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -121,3 +125,17 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     code = train.main(["--model", "ds_cnn", "--data", str(data), "--extra-blocks", "0,1,0,0",
                        "--out", str(tmp_path / "run"), "--epochs", "1"])
     assert code == 2 and "--extra-blocks applies to mini_xception" in capsys.readouterr().err
+
+
+def test_model_card_lists_every_step_and_the_teachers() -> None:
+    from converters.model_card import _training_commands
+
+    step1 = {"command": "python -m training.train --epochs 35", "epochs_run": 35}
+    teacher = {"checkpoint": "runs/ds/best.keras", "command": "python -m training.train --model ds_cnn"}
+    step2 = {"command": "python -m training.train --teacher runs/ds/best.keras", "epochs_run": 28,
+             "continued_from": {"checkpoint": "step1.keras", **step1}, "teachers": [teacher]}
+    lines = _training_commands(step2)
+    assert lines[0] == "- training step 1: `python -m training.train --epochs 35` (35 epochs)"
+    assert lines[1].startswith("- training step 2: `python -m training.train --teacher")
+    assert lines[2] == ("  - distilled from `runs/ds/best.keras`, trained by "
+                        "`python -m training.train --model ds_cnn`")

@@ -250,6 +250,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     }
     if args.init_from:
         info["continued_from"] = previous_training(Path(args.init_from))
+    if args.teacher:
+        info["teachers"] = [previous_training(Path(path)) for path in args.teacher]
     (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps({"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                       "top3": report["top3"], "uar": report["uar"], "n": report["n"], **extra}))
