@@ -54,13 +54,14 @@ lint: install
 
 train: train-face train-voice
 
-# The commands that made the shipped models; each resumes from its checkpoint when re-run. Two steps
-# per face model: a first schedule, then a warm restart from its best checkpoint with a fresh cosine
-# schedule and lighter class weights (every step is recorded in the model card).
+# The commands that made the shipped models; each resumes from its checkpoint when re-run. Each face
+# model: a first schedule, then a warm restart from its best checkpoint with a fresh cosine schedule
+# and lighter class weights. The mini-Xception then takes a third step: grown by one identity module
+# and distilled from the ensemble of itself and the DS-CNN (every step is in the model card).
 train-face: install
 	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception_step1 \
 	  --epochs 35 --batch-size 128 --lr 3e-3
-	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception \
+	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception_step2 \
 	  --init-from $(RUNS)/face_mini_xception_step1/best.keras --epochs 38 --batch-size 128 --lr 2e-3 \
 	  --warmup-epochs 2 --class-weight-power 0.25 --patience 38
 	$(PY) -m training.train --model ds_cnn --data $(FER) --out $(RUNS)/face_ds_cnn_step1 \
@@ -68,6 +69,11 @@ train-face: install
 	$(PY) -m training.train --model ds_cnn --data $(FER) --out $(RUNS)/face_ds_cnn \
 	  --init-from $(RUNS)/face_ds_cnn_step1/best.keras --epochs 48 --batch-size 128 --lr 3e-3 \
 	  --warmup-epochs 2 --class-weight-power 0.25 --patience 48
+	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
+	  --out $(RUNS)/face_mini_xception --init-from $(RUNS)/face_mini_xception_step2/best.keras \
+	  --teacher $(RUNS)/face_mini_xception_step2/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
+	  --teacher-weight 0.5 --label-smoothing 0 --epochs 28 --batch-size 128 --lr 1.5e-3 \
+	  --warmup-epochs 1 --class-weight-power 0.25 --patience 28
 	mkdir -p models/keras
 	for m in face_mini_xception face_ds_cnn; do \
 	  cp $(RUNS)/$$m/best.keras models/keras/$$m.keras; cp $(RUNS)/$$m/training.json models/keras/$$m.training.json; done
