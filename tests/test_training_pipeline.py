@@ -84,6 +84,7 @@ def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path) -> 
     import keras
     import numpy as np
 
+    from training.data_errors import DataError
     from training.task import Task
 
     labels = np.array([0, 3, 6, 3])
@@ -100,6 +101,11 @@ def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path) -> 
     targets = train.training_targets(task, 7, [str(teacher_path)] * 2, 0.25)
     np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * soft, rtol=1e-5)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-5)
+    voice_like = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                                   keras.layers.Dense(8, activation="softmax")])
+    voice_like.save(tmp_path / "eight.keras")
+    with pytest.raises(DataError, match="this task needs"):
+        train.training_targets(task, 7, [str(tmp_path / "eight.keras")], 0.5)
 
 
 @pytest.mark.slow
@@ -122,9 +128,17 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     with pytest.raises(SystemExit) as exit_info:
         train.parse_args(["--model", "mini_xception", "--data", str(data), "--extra-blocks", "1,2"])
     assert exit_info.value.code == 2 and "four counts" in capsys.readouterr().err
-    code = train.main(["--model", "ds_cnn", "--data", str(data), "--extra-blocks", "0,1,0,0",
-                       "--out", str(tmp_path / "run"), "--epochs", "1"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--model", "mini_xception", "--data", str(data), "--teacher-weight", "1.5"])
+    assert "between 0 and 1" in capsys.readouterr().err
+    common = ["--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--fresh"]
+    code = train.main(["--model", "ds_cnn", "--extra-blocks", "0,1,0,0", *common])
     assert code == 2 and "--extra-blocks applies to mini_xception" in capsys.readouterr().err
+    code = train.main(["--model", "mini_xception", "--teacher", str(tmp_path / "missing.keras"), *common])
+    assert code == 2 and "--teacher" in capsys.readouterr().err
+    (tmp_path / "broken.keras").write_text("not a model")
+    code = train.main(["--model", "mini_xception", "--init-from", str(tmp_path / "broken.keras"), *common])
+    assert code == 2 and "not a readable Keras checkpoint" in capsys.readouterr().err
 
 
 def test_model_card_lists_every_step_and_the_teachers() -> None:

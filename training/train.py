@@ -119,13 +119,25 @@ def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_
         return onehot
     soft = np.zeros_like(onehot)
     for path in teachers:
-        teacher = keras.models.load_model(path)
-        if teacher.output_shape[-1] != num_classes:
-            raise DataError(f"{path}: teacher has {teacher.output_shape[-1]} outputs, the task {num_classes}")
+        teacher = load_checkpoint(path, "--teacher")
+        if teacher.input_shape[1:] != task.x_train.shape[1:] or teacher.output_shape[-1] != num_classes:
+            raise DataError(f"{path}: the teacher maps {teacher.input_shape[1:]} to "
+                            f"{teacher.output_shape[-1]} classes; this task needs "
+                            f"{task.x_train.shape[1:]} to {num_classes}")
         soft += task.predict(teacher, task.x_train)
         print(f"teacher {path}: {np.mean(soft.argmax(axis=1) == task.y_train):.4f} training accuracy "
               "(running ensemble)", flush=True)
     return ((1.0 - teacher_weight) * onehot + teacher_weight * soft / len(teachers)).astype(np.float32)
+
+
+def load_checkpoint(path: str, option: str) -> keras.Model:
+    if not Path(path).is_file():
+        raise DataError(f"{option} {path}: no such file; give a .keras checkpoint "
+                        "(e.g. runs/<name>/best.keras)")
+    try:
+        return keras.models.load_model(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{option} {path}: not a readable Keras checkpoint ({exc})") from None
 
 
 def build_model(args: argparse.Namespace, num_classes: int) -> keras.Model:
@@ -203,7 +215,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     else:
         model = build_model(args, num_classes)
         if args.init_from:
-            copy_weights(keras.models.load_model(args.init_from), model, args.init_from)
+            copy_weights(load_checkpoint(args.init_from, "--init-from"), model, args.init_from)
             print(f"initialised {args.model} from {args.init_from}", flush=True)
         compile_model(model, args, steps)
     print(f"{args.model}: {model.count_params():,} parameters, {len(task.y_train)} training and "
@@ -268,6 +280,16 @@ def _four_counts(value: str) -> tuple[int, int, int, int]:
     return counts  # type: ignore[return-value]
 
 
+def _share(value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a share between 0 and 1")
+    return share
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=[*BUILDERS, "voice_cnn"], required=True)
@@ -291,12 +313,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-train-samples", type=int, default=0, help="cap for smoke runs")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
-    parser.add_argument("--init-from", help="start from this .keras model's weights (same architecture)")
+    parser.add_argument("--init-from", help="start from this .keras model's weights (same architecture, "
+                        "or the same grown by --extra-blocks)")
     parser.add_argument("--extra-blocks", type=_four_counts, default=None, metavar="A,B,C,D",
                         help="mini_xception: identity modules after each of the four modules")
     parser.add_argument("--teacher", action="append", default=[], metavar="MODEL.keras",
                         help="distil from this trained model (repeat for an ensemble)")
-    parser.add_argument("--teacher-weight", type=float, default=0.5,
+    parser.add_argument("--teacher-weight", type=_share, default=0.5,
                         help="share of the teachers' probabilities in the training targets")
     return parser.parse_args(argv)
 
