@@ -292,7 +292,7 @@ def _share(value: str) -> float:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=[*BUILDERS, "voice_cnn"], required=True)
+    parser.add_argument("--model", choices=list(BUILDERS), required=True)
     parser.add_argument("--data", required=True,
                         help="FER2013 CSV[.gz] or image folder; RAVDESS folder for voice")
     parser.add_argument("--val-data", help="separate validation data (default: --data)")
