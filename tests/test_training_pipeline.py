@@ -27,7 +27,8 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     out = root / "run"
     common = ["--model", "mini_xception", "--width", "0.5", "--data", str(data), "--out", str(out),
               "--batch-size", "32", "--lr", "5e-3", "--warmup-epochs", "1"]
-    assert train.main([*common, "--epochs", "1"]) == 0
+    assert train.main([*common, "--epochs", "2", "--stop-after", "1"]) == 0
+    assert json.loads((out / "training.json").read_text())["epochs_run"] == 1
     assert train.main([*common, "--epochs", "2"]) == 0  # resumes after epoch 1
     return data, out
 
@@ -131,6 +132,9 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     with pytest.raises(SystemExit):
         train.parse_args(["--model", "mini_xception", "--data", str(data), "--teacher-weight", "1.5"])
     assert "between 0 and 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--model", "mini_xception", "--data", str(data), "--stop-after", "0"])
+    assert "1 or more" in capsys.readouterr().err
     common = ["--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--fresh"]
     code = train.main(["--model", "ds_cnn", "--extra-blocks", "0,1,0,0", *common])
     assert code == 2 and "--extra-blocks applies to mini_xception" in capsys.readouterr().err

@@ -236,12 +236,13 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
         EpochProgress(args.epochs),
         ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=args.patience),
     ]
-    if initial_epoch < args.epochs:
+    last_epoch = min(args.epochs, args.stop_after or args.epochs)
+    if initial_epoch < last_epoch:
         model.fit(
             make_dataset(task, training_targets(task, num_classes, args.teacher, args.teacher_weight),
                          args.batch_size, args.seed, num_classes, args.class_weight_power),
             validation_data=(task.x_val, np.eye(num_classes, dtype=np.float32)[task.y_val]),
-            validation_batch_size=256, epochs=args.epochs, initial_epoch=initial_epoch,
+            validation_batch_size=256, epochs=last_epoch, initial_epoch=initial_epoch,
             callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 0,
         )
     best = keras.models.load_model(best_path) if best_path.exists() else model
@@ -280,6 +281,12 @@ def _four_counts(value: str) -> tuple[int, int, int, int]:
     return counts  # type: ignore[return-value]
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of 1 or more")
+    return int(value)
+
+
 def _share(value: str) -> float:
     try:
         share = float(value)
@@ -301,18 +308,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-actors", default="1-16", help="voice: RAVDESS actors to train on")
     parser.add_argument("--val-actors", default="17-20", help="voice: RAVDESS actors to validate on")
     parser.add_argument("--out", help="run directory (default runs/<model>)")
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=_positive, default=60)
+    parser.add_argument("--batch-size", type=_positive, default=64)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (after warm-up)")
     parser.add_argument("--warmup-epochs", type=int, default=2)
     parser.add_argument("--weight-decay", type=float, default=1e-3)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--class-weight-power", type=float, default=0.5)
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
-    parser.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
+    parser.add_argument("--patience", type=_positive, default=20, help="early-stopping patience (epochs)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-train-samples", type=int, default=0, help="cap for smoke runs")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--stop-after", type=_positive, metavar="EPOCH",
+                        help="end this invocation after this epoch, on the schedule of --epochs; "
+                        "run again without it to resume (training in time-boxed pieces)")
     parser.add_argument("--init-from", help="start from this .keras model's weights (same architecture, "
                         "or the same grown by --extra-blocks)")
     parser.add_argument("--extra-blocks", type=_four_counts, default=None, metavar="A,B,C,D",
