@@ -29,6 +29,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
               "--batch-size", "32", "--lr", "5e-3", "--warmup-epochs", "1"]
     assert train.main([*common, "--epochs", "2", "--stop-after", "1"]) == 0
     assert json.loads((out / "training.json").read_text())["epochs_run"] == 1
+    assert train.main([*common, "--epochs", "3"]) == 2  # another schedule: refused, nothing lost
     assert train.main([*common, "--epochs", "2"]) == 0  # resumes after epoch 1
     return data, out
 

@@ -210,6 +210,13 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     if state_path.exists() and last_path.exists():
         state = json.loads(state_path.read_text())
         initial_epoch = int(state["epoch"])
+        planned = state.get("args", {}).get("epochs", args.epochs)
+        if planned != args.epochs:
+            # The checkpoint's optimizer carries a learning-rate schedule built for `planned`
+            # epochs; resuming under another --epochs would silently train at its final rate.
+            raise DataError(f"{out} holds a run planned for {planned} epochs, not {args.epochs}: "
+                            f"resume with --epochs {planned}, or extend a finished run with "
+                            f"--init-from {best_path} --out <new dir> (a fresh schedule)")
         model = keras.models.load_model(last_path)
         print(f"resuming {args.model} from {last_path} after epoch {initial_epoch}", flush=True)
     else:
