@@ -125,6 +125,48 @@ def test_distilled_warm_restart_into_a_grown_model(trained_run: tuple[Path, Path
     assert info["teachers"][0]["command"].endswith("--epochs 2")
 
 
+@pytest.mark.slow
+def test_weight_averaging_validates_and_keeps_the_averages(trained_run: tuple[Path, Path],
+                                                           tmp_path: Path) -> None:
+    import keras
+    import numpy as np
+
+    data, _ = trained_run
+    out = tmp_path / "averaged"
+    code = train.main(["--model", "mini_xception", "--width", "0.5", "--data", str(data), "--out", str(out),
+                       "--batch-size", "32", "--epochs", "1", "--ema", "0.9"])
+    assert code == 0
+    last, best = keras.models.load_model(out / "last.keras"), keras.models.load_model(out / "best.keras")
+    averages = last.optimizer._model_variables_moving_average
+    assert len(averages) == len(last.trainable_weights) == len(best.trainable_weights)
+    moved = 0
+    for raw, average, kept in zip(last.trainable_weights, averages, best.trainable_weights, strict=True):
+        np.testing.assert_allclose(kept.numpy(), average.numpy(), rtol=1e-6, atol=1e-7)
+        moved += not np.allclose(raw.numpy(), average.numpy())
+    assert moved > 0  # last.keras holds the raw weights, for a resume to continue both
+
+
+def test_teacher_views_average_mirrors_and_shifts() -> None:
+    import keras
+    import numpy as np
+
+    from training.face_task import predict_faces, shifted_faces
+
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
+    right = shifted_faces(faces, 2, 0)
+    np.testing.assert_array_equal(right[:, :, 2:], faces[:, :, :-2])
+    np.testing.assert_array_equal(right[:, :, :2], faces[:, :, 1::-1])  # mirrored border
+    up = shifted_faces(faces, 0, -3)
+    np.testing.assert_array_equal(up[:, :-3], faces[:, 3:])
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(7, activation="softmax")])
+    views = [faces, *(shifted_faces(faces, dx, dy) for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2)))]
+    views += [view[:, :, ::-1] for view in views]
+    expected = np.mean([model.predict(view, verbose=0) for view in views], axis=0)
+    np.testing.assert_allclose(predict_faces(model, faces, flip=True, shift=2), expected, rtol=1e-5)
+    assert not np.allclose(predict_faces(model, faces, flip=True), expected, rtol=1e-3)
+
+
 def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = write_fer_csv(tmp_path / "fer.csv", train_per_class=2, test_per_class=1)
     with pytest.raises(SystemExit) as exit_info:
@@ -136,9 +178,15 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     with pytest.raises(SystemExit):
         train.parse_args(["--model", "mini_xception", "--data", str(data), "--stop-after", "0"])
     assert "1 or more" in capsys.readouterr().err
+    for option, value, message in (("--ema", "0.5", "momentum"), ("--teacher-shift", "-1", "pixels")):
+        with pytest.raises(SystemExit):
+            train.parse_args(["--model", "mini_xception", "--data", str(data), option, value])
+        assert message in capsys.readouterr().err
     common = ["--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--fresh"]
     code = train.main(["--model", "ds_cnn", "--extra-blocks", "0,1,0,0", *common])
     assert code == 2 and "--extra-blocks applies to mini_xception" in capsys.readouterr().err
+    code = train.main(["--model", "voice_cnn", "--teacher-shift", "2", *common])
+    assert code == 2 and "--teacher-shift applies to the face models" in capsys.readouterr().err
     code = train.main(["--model", "mini_xception", "--teacher", str(tmp_path / "missing.keras"), *common])
     assert code == 2 and "--teacher" in capsys.readouterr().err
     (tmp_path / "broken.keras").write_text("not a model")

@@ -43,14 +43,28 @@ def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.1
     return tf.clip_by_value((warped - mean) * gain + mean + offset, 0.0, 255.0)
 
 
-def predict_faces(model: keras.Model, faces: np.ndarray, flip: bool = False) -> np.ndarray:
-    probs = model.predict(faces, batch_size=256, verbose=0)
+def shifted_faces(faces: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """(N, H, W, 1) faces moved by (dx, dy) pixels, the uncovered border mirrored like the
+    training warp fills it."""
+    h, w = faces.shape[1:3]
+    padded = np.pad(faces, ((0, 0), (abs(dy),) * 2, (abs(dx),) * 2, (0, 0)), mode="symmetric")
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[:, top:top + h, left:left + w]
+
+
+def predict_faces(model: keras.Model, faces: np.ndarray, flip: bool = False, shift: int = 0) -> np.ndarray:
+    """Probabilities averaged over the requested views: the faces, their mirror images (`flip`,
+    as the device scores them) and, with `shift`, copies moved that many pixels left, right, up
+    and down. Many views make smoother, more shift-invariant targets for distillation."""
+    offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
+    views = [shifted_faces(faces, dx, dy) if dx or dy else faces for dx, dy in offsets]
     if flip:
-        probs = 0.5 * (probs + model.predict(faces[:, :, ::-1], batch_size=256, verbose=0))
-    return probs
+        views += [view[:, :, ::-1] for view in views]
+    return sum(model.predict(view, batch_size=256, verbose=0) for view in views) / len(views)
 
 
-def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None) -> Task:
+def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
+              teacher_shift: int = 0) -> Task:
     train = load_faces(data, train_usage)
     val = load_faces(val_data or data, val_usage)
     x_train = equalize_batch(train.faces)[..., None].astype(np.float32)
@@ -69,7 +83,7 @@ def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None)
         augment=augment_faces,
         evaluate=evaluate,
         extras=extras,
-        predict=lambda model, faces: predict_faces(model, faces, flip=True),
+        predict=lambda model, faces: predict_faces(model, faces, flip=True, shift=teacher_shift),
         description={"train": train.source, "val": val.source,
                      "preprocessing": "grey 48x48 crop -> cv2.equalizeHist -> raw pixels 0..255"},
     )

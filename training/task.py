@@ -15,7 +15,8 @@ class Task:
     `augment` maps a float32 training batch to an augmented one (TensorFlow ops, run in the
     input pipeline). `evaluate` returns (true labels, probabilities) for the report; for voice
     it aggregates window scores per clip, so it is not just `model.predict(x_val)`. `predict`
-    scores single samples the way the device does (faces: averaged with their mirror image).
+    scores samples for a teacher's distillation targets (faces: averaged with their mirror image,
+    as the device scores them, and optionally shifted copies).
     """
 
     labels: tuple[str, ...]

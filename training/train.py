@@ -33,7 +33,9 @@ from training.task import Task
 
 def build_task(args: argparse.Namespace) -> Task:
     if args.model in ("mini_xception", "ds_cnn"):
-        return face_task(args.data, args.train_usage, args.val_usage, args.val_data)
+        return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift)
+    if args.teacher_shift:
+        raise DataError(f"--teacher-shift applies to the face models, not {args.model}")
     from training.voice_task import voice_task
 
     return voice_task(args.data, args.train_actors, args.val_actors, args.seed)
@@ -185,7 +187,8 @@ def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch:
         initial_learning_rate=args.lr / 100, decay_steps=max(1, args.epochs * steps_per_epoch - warmup),
         alpha=0.01, warmup_target=args.lr, warmup_steps=warmup)
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=args.weight_decay),
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=args.weight_decay,
+                                         use_ema=args.ema > 0, ema_momentum=args.ema or 0.99),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
         metrics=["accuracy"],
     )
@@ -234,12 +237,17 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
             model.save(last_path)
             state_path.write_text(json.dumps({"epoch": epoch + 1, "args": vars(args)}))
 
+    # Order matters with weight averaging (--ema): `last.keras` is saved with the raw weights and
+    # the optimizer's averages (so a resume continues both), then the averaged weights are swapped
+    # in, and it is they that are validated and kept as `best.keras`.
+    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     callbacks = [
         keras.callbacks.CSVLogger(str(log_path), append=True),
+        SaveState(),
+        *averaging,
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max",
                                         save_best_only=True,
                                         initial_value_threshold=max(history.get("val_accuracy", [0.0]))),
-        SaveState(),
         EpochProgress(args.epochs),
         ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=args.patience),
     ]
@@ -294,6 +302,23 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+def _pixels(value: str) -> int:
+    if not value.isdigit() or int(value) > 8:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of pixels from 0 to 8")
+    return int(value)
+
+
+def _momentum(value: str) -> float:
+    try:
+        momentum = float(value)
+    except ValueError:
+        momentum = -1.0
+    if not (momentum == 0.0 or 0.9 <= momentum < 1.0):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected 0 (off) or a momentum from 0.9 to below 1, "
+                                         "such as 0.999")
+    return momentum
+
+
 def _share(value: str) -> float:
     try:
         share = float(value)
@@ -338,6 +363,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="distil from this trained model (repeat for an ensemble)")
     parser.add_argument("--teacher-weight", type=_share, default=0.5,
                         help="share of the teachers' probabilities in the training targets")
+    parser.add_argument("--teacher-shift", type=_pixels, default=0, metavar="PIXELS",
+                        help="faces: teachers also score each face moved this many pixels left, right, "
+                        "up and down (10 views with the mirror images; 0 = face and mirror only)")
+    parser.add_argument("--ema", type=_momentum, default=0.0, metavar="MOMENTUM",
+                        help="validate and keep an exponential moving average of the weights "
+                        "(e.g. 0.999: about the last 1000 steps); 0 = off")
     return parser.parse_args(argv)
 
 
