@@ -134,7 +134,7 @@ def test_weight_averaging_validates_and_keeps_the_averages(trained_run: tuple[Pa
     data, _ = trained_run
     out = tmp_path / "averaged"
     code = train.main(["--model", "mini_xception", "--width", "0.5", "--data", str(data), "--out", str(out),
-                       "--batch-size", "32", "--epochs", "1", "--ema", "0.9"])
+                       "--batch-size", "32", "--epochs", "1", "--ema", "0.9", "--bn-recalibration", "64"])
     assert code == 0
     last, best = keras.models.load_model(out / "last.keras"), keras.models.load_model(out / "best.keras")
     averages = last.optimizer._model_variables_moving_average
@@ -144,6 +144,32 @@ def test_weight_averaging_validates_and_keeps_the_averages(trained_run: tuple[Pa
         np.testing.assert_allclose(kept.numpy(), average.numpy(), rtol=1e-6, atol=1e-7)
         moved += not np.allclose(raw.numpy(), average.numpy())
     assert moved > 0  # last.keras holds the raw weights, for a resume to continue both
+    # best.keras holds the statistics of 64 clean training faces: re-estimating them changes nothing.
+    from training.face_task import face_task
+
+    clean = face_task(str(data), "Training", "PublicTest", None).x_train
+    picked = np.sort(np.random.default_rng(42).permutation(len(clean))[:64])
+    kept = [layer.moving_mean.numpy() for layer in best.layers if "bn" in layer.name]
+    train.recalibrate_batch_norm(best, clean[picked])
+    again = [layer.moving_mean.numpy() for layer in best.layers if "bn" in layer.name]
+    np.testing.assert_allclose(np.concatenate(kept), np.concatenate(again), rtol=1e-4, atol=1e-5)
+    train.recalibrate_batch_norm(last, clean[picked[:32]])  # other faces, other statistics
+    other = [layer.moving_mean.numpy() for layer in last.layers if "bn" in layer.name]
+    assert not np.allclose(np.concatenate(kept), np.concatenate(other), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_recalibration_averages_clean_batches() -> None:
+    import keras
+    import numpy as np
+
+    samples = np.random.default_rng(2).normal(3.0, 2.0, (40, 4, 4, 2)).astype(np.float32)
+    model = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.BatchNormalization(momentum=0.9)])
+    train.recalibrate_batch_norm(model, samples, batch_size=16)  # two full batches; the last 8 unused
+    norm = model.layers[0]
+    batches = samples[:32].reshape(2, 16 * 16, 2)
+    np.testing.assert_allclose(norm.moving_mean.numpy(), batches.mean(axis=1).mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), batches.var(axis=1).mean(axis=0), rtol=1e-4)
+    assert norm.momentum == 0.9
 
 
 def test_teacher_views_average_mirrors_and_shifts() -> None:
@@ -178,7 +204,8 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     with pytest.raises(SystemExit):
         train.parse_args(["--model", "mini_xception", "--data", str(data), "--stop-after", "0"])
     assert "1 or more" in capsys.readouterr().err
-    for option, value, message in (("--ema", "0.5", "momentum"), ("--teacher-shift", "-1", "pixels")):
+    for option, value, message in (("--ema", "0.5", "momentum"), ("--teacher-shift", "-1", "pixels"),
+                                    ("--bn-recalibration", "-5", "samples")):
         with pytest.raises(SystemExit):
             train.parse_args(["--model", "mini_xception", "--data", str(data), option, value])
         assert message in capsys.readouterr().err

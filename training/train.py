@@ -74,6 +74,38 @@ class EpochProgress(keras.callbacks.Callback):
               f"[{elapsed / 60:.1f} min elapsed, ETA {eta / 60:.1f} min]", flush=True)
 
 
+def recalibrate_batch_norm(model: keras.Model, samples: np.ndarray, batch_size: int = 256) -> None:
+    """Replace every batch norm's running statistics by their plain average over `samples`.
+
+    Training leaves statistics of augmented inputs (warped, re-lit faces; masked, noisy
+    spectrograms) and, with weight averaging, of the raw weights rather than the averaged ones
+    that are kept; the model then meets clean inputs. On the FER2013 face models, statistics of
+    clean training faces added 0.7-0.8 points on PublicTest. Full batches only (see
+    make_dataset)."""
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    batch_size = min(batch_size, len(samples))
+    for step, start in enumerate(range(0, len(samples) - batch_size + 1, batch_size)):
+        for layer in norms:
+            layer.momentum = step / (step + 1)  # running average = mean of the batches so far
+        model(samples[start:start + batch_size], training=True)
+    for layer, momentum in zip(norms, momenta, strict=True):
+        layer.momentum = momentum
+
+
+class BatchNormRecalibration(keras.callbacks.Callback):
+    """Before each validation, re-estimate the batch-norm statistics of the weights about to be
+    validated (the averaged ones with --ema) on a fixed sample of un-augmented training inputs,
+    so the epoch is chosen, and `best.keras` kept, as the model will be used."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        super().__init__()
+        self.samples = samples
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        recalibrate_batch_norm(self.model, self.samples)
+
+
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping that remembers the best epoch and patience used across a resume."""
 
@@ -237,14 +269,18 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
             model.save(last_path)
             state_path.write_text(json.dumps({"epoch": epoch + 1, "args": vars(args)}))
 
-    # Order matters with weight averaging (--ema): `last.keras` is saved with the raw weights and
-    # the optimizer's averages (so a resume continues both), then the averaged weights are swapped
-    # in, and it is they that are validated and kept as `best.keras`.
-    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
+    # Order matters: `last.keras` is saved with the raw weights and the optimizer's averages (so a
+    # resume continues both); then, with --ema, the averaged weights are swapped in, their batch
+    # norms re-estimated (--bn-recalibration), and it is that model which is validated and kept
+    # as `best.keras`.
+    as_used = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
+    if args.bn_recalibration:
+        picked = np.random.default_rng(args.seed).permutation(len(task.y_train))[:args.bn_recalibration]
+        as_used.append(BatchNormRecalibration(task.x_train[np.sort(picked)]))
     callbacks = [
         keras.callbacks.CSVLogger(str(log_path), append=True),
         SaveState(),
-        *averaging,
+        *as_used,
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max",
                                         save_best_only=True,
                                         initial_value_threshold=max(history.get("val_accuracy", [0.0]))),
@@ -299,6 +335,12 @@ def _four_counts(value: str) -> tuple[int, int, int, int]:
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of 1 or more")
+    return int(value)
+
+
+def _samples(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of samples (0 = off)")
     return int(value)
 
 
@@ -366,6 +408,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher-shift", type=_pixels, default=0, metavar="PIXELS",
                         help="faces: teachers also score each face moved this many pixels left, right, "
                         "up and down (10 views with the mirror images; 0 = face and mirror only)")
+    parser.add_argument("--bn-recalibration", type=_samples, default=0, metavar="SAMPLES",
+                        help="before each validation, re-estimate batch-norm statistics on this many "
+                        "un-augmented training samples (e.g. 10240); 0 = off")
     parser.add_argument("--ema", type=_momentum, default=0.0, metavar="MOMENTUM",
                         help="validate and keep an exponential moving average of the weights "
                         "(e.g. 0.999: about the last 1000 steps); 0 = off")
