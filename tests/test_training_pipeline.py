@@ -172,6 +172,22 @@ def test_batch_norm_recalibration_averages_clean_batches() -> None:
     assert norm.momentum == 0.9
 
 
+def test_augmentation_strength_scales_the_warp_and_lighting() -> None:
+    import numpy as np
+
+    from training.face_task import augment_faces
+
+    faces = np.random.default_rng(3).integers(0, 256, (64, 48, 48, 1)).astype(np.float32)
+    clean = augment_faces(faces, strength=0.0).numpy()
+    for face, out in zip(faces, clean, strict=True):  # each face kept as it is or mirrored, nothing else
+        assert np.allclose(out, face, atol=1e-3) or np.allclose(out, face[:, ::-1], atol=1e-3)
+    mirrored = sum(np.allclose(out, face[:, ::-1], atol=1e-3) and not np.allclose(out, face, atol=1e-3)
+                   for face, out in zip(faces, clean, strict=True))
+    assert 10 < mirrored < 54
+    warped = augment_faces(faces).numpy()
+    assert np.mean([np.allclose(out, face, atol=1e-3) for face, out in zip(faces, warped, strict=True)]) < 0.1
+
+
 def test_teacher_views_average_mirrors_and_shifts() -> None:
     import keras
     import numpy as np
@@ -205,7 +221,8 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
         train.parse_args(["--model", "mini_xception", "--data", str(data), "--stop-after", "0"])
     assert "1 or more" in capsys.readouterr().err
     for option, value, message in (("--ema", "0.5", "momentum"), ("--teacher-shift", "-1", "pixels"),
-                                    ("--bn-recalibration", "-5", "samples")):
+                                    ("--bn-recalibration", "-5", "samples"),
+                                    ("--augment-strength", "2", "between 0 and 1")):
         with pytest.raises(SystemExit):
             train.parse_args(["--model", "mini_xception", "--data", str(data), option, value])
         assert message in capsys.readouterr().err
@@ -214,6 +231,8 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     assert code == 2 and "--extra-blocks applies to mini_xception" in capsys.readouterr().err
     code = train.main(["--model", "voice_cnn", "--teacher-shift", "2", *common])
     assert code == 2 and "--teacher-shift applies to the face models" in capsys.readouterr().err
+    code = train.main(["--model", "voice_cnn", "--augment-strength", "0.5", *common])
+    assert code == 2 and "--augment-strength applies to the face models" in capsys.readouterr().err
     code = train.main(["--model", "mini_xception", "--teacher", str(tmp_path / "missing.keras"), *common])
     assert code == 2 and "--teacher" in capsys.readouterr().err
     (tmp_path / "broken.keras").write_text("not a model")

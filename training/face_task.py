@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -13,12 +15,15 @@ from training.task import Task
 
 
 def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.12, shift: float = 0.1,
-                  contrast: float = 0.2, brightness: float = 25.0) -> tf.Tensor:
-    """Random flip, rotation, zoom and shift in one bilinear warp, then contrast and brightness.
+                  contrast: float = 0.2, brightness: float = 25.0, strength: float = 1.0) -> tf.Tensor:
+    """Random flip, rotation, zoom and shift in one bilinear warp, then contrast and brightness;
+    `strength` scales every range but the flip's.
 
     Plain TensorFlow ops (thread-safe inside a parallel tf.data map, unlike Keras preprocessing
     layers, whose backend switching crashed a run here), on raw 0..255 pixels.
     """
+    max_degrees, zoom, shift = max_degrees * strength, zoom * strength, shift * strength
+    contrast, brightness = contrast * strength, brightness * strength
     n = tf.shape(batch)[0]
     size = tf.cast(tf.shape(batch)[1], tf.float32)
     centre = (size - 1.0) / 2.0
@@ -64,7 +69,10 @@ def predict_faces(model: keras.Model, faces: np.ndarray, flip: bool = False, shi
 
 
 def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
-              teacher_shift: int = 0) -> Task:
+              teacher_shift: int = 0, augment_strength: float = 1.0) -> Task:
+    """`augment_strength` scales every warp and lighting range (1 = the defaults, 0 = mirror
+    images only): a last short step on nearly clean faces fits the model to the inputs it meets,
+    after long training on heavily warped ones."""
     train = load_faces(data, train_usage)
     val = load_faces(val_data or data, val_usage)
     x_train = equalize_batch(train.faces)[..., None].astype(np.float32)
@@ -80,7 +88,7 @@ def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
     return Task(
         labels=FACE_LABELS,
         x_train=x_train, y_train=train.labels, x_val=x_val, y_val=val.labels,
-        augment=augment_faces,
+        augment=partial(augment_faces, strength=augment_strength),
         evaluate=evaluate,
         extras=extras,
         predict=lambda model, faces: predict_faces(model, faces, flip=True, shift=teacher_shift),

@@ -33,9 +33,12 @@ from training.task import Task
 
 def build_task(args: argparse.Namespace) -> Task:
     if args.model in ("mini_xception", "ds_cnn"):
-        return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift)
-    if args.teacher_shift:
-        raise DataError(f"--teacher-shift applies to the face models, not {args.model}")
+        return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift,
+                         args.augment_strength)
+    for option, value, default in (("--teacher-shift", args.teacher_shift, 0),
+                                   ("--augment-strength", args.augment_strength, 1.0)):
+        if value != default:
+            raise DataError(f"{option} applies to the face models, not {args.model}")
     from training.voice_task import voice_task
 
     return voice_task(args.data, args.train_actors, args.val_actors, args.seed)
@@ -411,6 +414,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bn-recalibration", type=_samples, default=0, metavar="SAMPLES",
                         help="before each validation, re-estimate batch-norm statistics on this many "
                         "un-augmented training samples (e.g. 10240); 0 = off")
+    parser.add_argument("--augment-strength", type=_share, default=1.0, metavar="SHARE",
+                        help="faces: scale of every augmentation range (1 = full, 0 = mirror images only)")
     parser.add_argument("--ema", type=_momentum, default=0.0, metavar="MOMENTUM",
                         help="validate and keep an exponential moving average of the weights "
                         "(e.g. 0.999: about the last 1000 steps); 0 = off")
