@@ -57,9 +57,10 @@ train: train-face train-voice
 # The commands that made the shipped models; each resumes from its checkpoint when re-run. Each face
 # model: a first schedule, then a warm restart from its best checkpoint with a fresh cosine schedule
 # and lighter class weights. The mini-Xception then takes a third step: grown by one identity module
-# and distilled from the ensemble of itself and the DS-CNN; and a fourth: distilled again from both
+# and distilled from the ensemble of itself and the DS-CNN; a fourth: distilled again from both
 # scored on 10 views, validated and kept as an average of its weights with batch-norm statistics of
-# clean faces (every step is in the model card).
+# clean faces; a fifth: the same for 6 epochs at a low rate on half-strength augmentation (every
+# step is in the model card).
 train-face: install
 	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception_step1 \
 	  --epochs 35 --batch-size 128 --lr 3e-3
@@ -77,10 +78,16 @@ train-face: install
 	  --teacher-weight 0.5 --label-smoothing 0 --epochs 28 --batch-size 128 --lr 1.5e-3 \
 	  --warmup-epochs 1 --class-weight-power 0.25 --patience 28
 	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
-	  --out $(RUNS)/face_mini_xception --init-from $(RUNS)/face_mini_xception_step3/best.keras \
+	  --out $(RUNS)/face_mini_xception_step4 --init-from $(RUNS)/face_mini_xception_step3/best.keras \
 	  --teacher $(RUNS)/face_mini_xception_step3/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
 	  --teacher-shift 2 --teacher-weight 0.6 --label-smoothing 0 --epochs 28 --batch-size 128 --lr 1.5e-3 \
 	  --warmup-epochs 1 --class-weight-power 0.25 --patience 28 --ema 0.999 --bn-recalibration 10240
+	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
+	  --out $(RUNS)/face_mini_xception --init-from $(RUNS)/face_mini_xception_step4/best.keras \
+	  --teacher $(RUNS)/face_mini_xception_step4/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
+	  --teacher-shift 2 --teacher-weight 0.6 --label-smoothing 0 --epochs 6 --batch-size 128 --lr 3e-4 \
+	  --warmup-epochs 1 --class-weight-power 0.25 --patience 6 --ema 0.998 --bn-recalibration 10240 \
+	  --augment-strength 0.5
 	mkdir -p models/keras
 	for m in face_mini_xception face_ds_cnn; do \
 	  cp $(RUNS)/$$m/best.keras models/keras/$$m.keras; cp $(RUNS)/$$m/training.json models/keras/$$m.training.json; done
