@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -54,6 +55,33 @@ def test_int8_conversion_is_integer_only_and_agrees_with_float(builder, tmp_path
     int8_pred = np.array([tflite.invoke(sample[None]).argmax() for sample in q])
     float_pred = model.predict(x, verbose=0).argmax(axis=1)
     assert np.mean(int8_pred == float_pred) >= 0.9
+    names = [t["name"] for t in interpreter.get_tensor_details()]
+    assert not any(";" in name for name in names) and len(set(names)) == len(names)
+
+
+def test_short_tensor_names_change_nothing_but_the_names(tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converters.quantize import short_tensor_names
+
+    keras.utils.set_random_seed(2)
+    model = mini_xception(width=0.5)
+    x = equalize_batch(synthetic_faces(8, seed=4)[0])[..., None].astype(np.float32)
+    with patch("converters.quantize.short_tensor_names", side_effect=lambda flatbuffer: flatbuffer):
+        long_named = convert(model, x)
+    (tmp_path / "long.tflite").write_bytes(long_named)
+    (tmp_path / "short.tflite").write_bytes(short_tensor_names(long_named))
+    outputs, sizes = [], []
+    for name in ("long", "short"):
+        interpreter = Interpreter(model_path=str(tmp_path / f"{name}.tflite"))
+        interpreter.allocate_tensors()
+        q = (x[:1].astype(np.int16) - 128).astype(np.int8)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], q)
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy())
+        sizes.append((tmp_path / f"{name}.tflite").stat().st_size)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert sizes[1] < sizes[0] - 1000
 
 
 def test_grown_mini_xception_starts_as_the_model_it_grew_from() -> None:
