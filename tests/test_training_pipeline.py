@@ -158,6 +158,20 @@ def test_weight_averaging_validates_and_keeps_the_averages(trained_run: tuple[Pa
     assert not np.allclose(np.concatenate(kept), np.concatenate(other), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_voice_recalibrates_and_distils_on_model_sized_windows(tmp_path: Path) -> None:
+    from tests.voice_fixtures import write_ravdess_folder
+
+    data = write_ravdess_folder(tmp_path / "ravdess", actors=(1, 2, 3))
+    common = ["--model", "voice_cnn", "--width", "0.5", "--data", str(data), "--train-actors", "1-2",
+              "--val-actors", "3", "--batch-size", "8", "--epochs", "1", "--bn-recalibration", "16"]
+    assert train.main([*common, "--out", str(tmp_path / "first")]) == 0
+    teacher = str(tmp_path / "first" / "best.keras")
+    assert train.main([*common, "--out", str(tmp_path / "distilled"), "--teacher", teacher]) == 0
+    info = json.loads((tmp_path / "distilled" / "training.json").read_text())
+    assert [t["checkpoint"] for t in info["teachers"]] == [teacher]
+
+
 def test_batch_norm_recalibration_averages_clean_batches() -> None:
     import keras
     import numpy as np

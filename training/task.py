@@ -16,7 +16,9 @@ class Task:
     input pipeline). `evaluate` returns (true labels, probabilities) for the report; for voice
     it aggregates window scores per clip, so it is not just `model.predict(x_val)`. `predict`
     scores samples for a teacher's distillation targets (faces: averaged with their mirror image,
-    as the device scores them, and optionally shifted copies).
+    as the device scores them, and optionally shifted copies). `clean` turns training samples
+    into un-augmented model inputs (voice: the centre window of each longer crop), the inputs
+    batch-norm statistics are re-estimated on.
     """
 
     labels: tuple[str, ...]
@@ -30,3 +32,4 @@ class Task:
     extras: Callable | None = None
     predict: Callable = field(default=lambda model, x: model.predict(x, batch_size=256, verbose=0))
     """(model, samples) -> probabilities, as the modality scores them (used for teachers' targets)."""
+    clean: Callable = field(default=lambda samples: samples)

@@ -155,13 +155,14 @@ def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_
     if not teachers:
         return onehot
     soft = np.zeros_like(onehot)
+    inputs = task.clean(task.x_train)
     for path in teachers:
         teacher = load_checkpoint(path, "--teacher")
-        if teacher.input_shape[1:] != task.x_train.shape[1:] or teacher.output_shape[-1] != num_classes:
+        if teacher.input_shape[1:] != inputs.shape[1:] or teacher.output_shape[-1] != num_classes:
             raise DataError(f"{path}: the teacher maps {teacher.input_shape[1:]} to "
                             f"{teacher.output_shape[-1]} classes; this task needs "
-                            f"{task.x_train.shape[1:]} to {num_classes}")
-        soft += task.predict(teacher, task.x_train)
+                            f"{inputs.shape[1:]} to {num_classes}")
+        soft += task.predict(teacher, inputs)
         print(f"teacher {path}: {np.mean(soft.argmax(axis=1) == task.y_train):.4f} training accuracy "
               "(running ensemble)", flush=True)
     return ((1.0 - teacher_weight) * onehot + teacher_weight * soft / len(teachers)).astype(np.float32)
@@ -279,7 +280,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     as_used = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     if args.bn_recalibration:
         picked = np.random.default_rng(args.seed).permutation(len(task.y_train))[:args.bn_recalibration]
-        as_used.append(BatchNormRecalibration(task.x_train[np.sort(picked)]))
+        as_used.append(BatchNormRecalibration(task.clean(task.x_train[np.sort(picked)])))
     callbacks = [
         keras.callbacks.CSVLogger(str(log_path), append=True),
         SaveState(),

@@ -117,6 +117,12 @@ def augment(batch: tf.Tensor) -> tf.Tensor:
     return spec_augment(random_gain_and_noise(random_time_crop(batch)))
 
 
+def centre_window(batch: np.ndarray) -> np.ndarray:
+    """The middle WINDOW_FRAMES of each (T, bands, 1) crop: the un-augmented model input."""
+    start = (batch.shape[1] - WINDOW_FRAMES) // 2
+    return batch[:, start:start + WINDOW_FRAMES]
+
+
 def voice_task(data: str, train_actors: str, val_actors: str, seed: int) -> Task:
     train_clips, val_clips = find_clips(data, train_actors), find_clips(data, val_actors)
     shared = {c.name.actor for c in train_clips} & {c.name.actor for c in val_clips}
@@ -137,6 +143,7 @@ def voice_task(data: str, train_actors: str, val_actors: str, seed: int) -> Task
         x_val=x_val, y_val=val.labels[val.clip_index[voiced]],
         augment=augment,
         evaluate=evaluate,
+        clean=centre_window,
         description={"train": f"{data} actors {train_actors} ({len(train_clips)} clips)",
                      "val": f"{data} actors {val_actors} ({len(val_clips)} clips, per-clip scores "
                             f"from {len(val.features)} windows)",
