@@ -16,7 +16,7 @@ from converters.quantize import convert  # noqa: E402
 from device.preprocessing import equalize_batch  # noqa: E402
 from device.tflite_model import TFLiteModel  # noqa: E402
 from tests.synthetic_faces import synthetic_faces  # noqa: E402
-from training.architectures import ds_cnn, mini_xception  # noqa: E402
+from training.architectures import ds_cnn, mini_xception, vgg_teacher  # noqa: E402
 
 
 @pytest.mark.parametrize(("builder", "width", "low", "high"),
@@ -29,6 +29,22 @@ def test_output_shape_and_parameter_budget(builder, width: float, low: int, high
     assert low <= model.count_params() <= high
     probs = model.predict(np.zeros((2, 48, 48, 1), np.float32), verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_vgg_teacher_is_a_face_model_of_about_a_million_parameters() -> None:
+    from training.train import FACE_MODELS
+
+    keras.utils.set_random_seed(0)
+    model = vgg_teacher()
+    assert model.input_shape == (None, 48, 48, 1)
+    assert model.output_shape == (None, 7)
+    assert model.get_layer("probabilities").output.shape == (None, 7)
+    assert 1_000_000 <= model.count_params() <= 1_300_000
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
+    probs = model.predict(faces, verbose=0)
+    assert np.all(probs >= 0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert "vgg_teacher" in FACE_MODELS
 
 
 @pytest.mark.slow

@@ -107,6 +107,36 @@ def ds_cnn(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SIZE,
     return keras.Model(inputs, outputs, name="ds_cnn")
 
 
+def vgg_teacher(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SIZE,
+                width: float = 1.0, stage_dropout: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2),
+                dropout: float = 0.4) -> keras.Model:
+    """A plain VGG-style face model, about 1.2M parameters at width 1: never shipped to the Pi,
+    only a distillation teacher (`--teacher`) for the small students, so it spends parameters
+    and multiply-adds (about 120M per face) where the students cannot. Four stages of two full
+    3x3 convolutions with batch norm and ReLU (32, 64, 128, 256 filters), each closed by a 2x2
+    max-pool (48 -> 24 -> 12 -> 6 -> 3) and dropout rising with depth, where the wide late
+    stages would otherwise memorise the 28k training faces. Full convolutions, not separable
+    ones: with no size limit, the plain VGG recipe is the well-trodden one for FER2013. Global
+    average pooling over the 3x3 map and a small dense head (128 units, dropout) keep the head
+    cheap, so the parameters sit in the convolutions that read the face.
+    """
+    def w(filters: int) -> int:
+        return max(8, round(filters * width))
+
+    inputs, x = _pixels_in((input_size, input_size, 1), "face")
+    for i, (filters, rate) in enumerate(zip((32, 64, 128, 256), stage_dropout, strict=True), start=1):
+        x = _conv_bn_relu(x, w(filters), name=f"stage{i}_a")
+        x = _conv_bn_relu(x, w(filters), name=f"stage{i}_b")
+        x = layers.MaxPooling2D(2, name=f"stage{i}_pool")(x)
+        if rate:
+            x = layers.Dropout(rate, name=f"stage{i}_dropout")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(w(128), name="head")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Softmax(name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="vgg_teacher")
 
 
 def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
@@ -141,4 +171,5 @@ def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
     return keras.Model(inputs, outputs, name="voice_cnn")
 
 
-BUILDERS = {"mini_xception": mini_xception, "ds_cnn": ds_cnn, "voice_cnn": voice_cnn}
+BUILDERS = {"mini_xception": mini_xception, "ds_cnn": ds_cnn, "vgg_teacher": vgg_teacher,
+            "voice_cnn": voice_cnn}

@@ -30,9 +30,11 @@ from training.metrics import classification_report
 from training.reports import write_reports
 from training.task import Task
 
+FACE_MODELS = {"mini_xception", "ds_cnn", "vgg_teacher"}
+
 
 def build_task(args: argparse.Namespace) -> Task:
-    if args.model in ("mini_xception", "ds_cnn"):
+    if args.model in FACE_MODELS:
         return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift,
                          args.augment_strength)
     for option, value, default in (("--teacher-shift", args.teacher_shift, 0),
