@@ -116,7 +116,7 @@ bench: install
 	$(PY) -m benchmarks --shared $(SHARED)
 
 demo: install
-	$(PY) -m device.demo
+	$(PY) -m demo
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from device.labels import FACE_LABELS
-from device.tflite_model import TFLiteModel, invoke_latency_ms
+from device.runtime.labels import FACE_LABELS
+from device.runtime.tflite_model import TFLiteModel, invoke_latency_ms
 from training.fer_data import FaceSet, load_faces
 
 

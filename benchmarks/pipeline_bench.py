@@ -22,12 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from demo.clip import frames, write_video
+from demo.local_broker import MosquittoBroker, mosquitto_binary
 from device.__main__ import build_pipeline
 from device.config import DEFAULT_FACE_MODEL, load_config
-from device.demo_clip import frames, write_video
-from device.haar_detector import default_cascade_path
-from device.local_broker import MosquittoBroker, mosquitto_binary
-from device.preprocessing import FACE_SIZE
+from device.vision.haar_detector import default_cascade_path
+from device.vision.preprocessing import FACE_SIZE
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before the lazy TensorFlow imports below
 KERAS_FACE_MODEL = "models/keras/face_mini_xception.keras"
@@ -40,7 +40,7 @@ def bench_model(workdir: Path) -> tuple[Path, str]:
         return Path(DEFAULT_FACE_MODEL), Path(DEFAULT_FACE_MODEL).stem
     from converters.model_card import build_card, write_card
     from converters.quantize import convert
-    from device.labels import FACE_LABELS
+    from device.runtime.labels import FACE_LABELS
     from training.architectures import mini_xception
 
     model = mini_xception()

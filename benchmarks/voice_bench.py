@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from device.log_mel import WINDOW_SAMPLES, log_mel
-from device.tflite_model import TFLiteModel, invoke_latency_ms
-from device.vad import detect_voice
+from device.audio.log_mel import WINDOW_SAMPLES, log_mel
+from device.audio.vad import detect_voice
+from device.runtime.tflite_model import TFLiteModel, invoke_latency_ms
 
 VOICE_MODELS = {"int8": "voice_cnn_int8.tflite", "float32": "voice_cnn_float32.tflite"}
 

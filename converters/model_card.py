@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from device.tflite_model import TFLiteModel, invoke_latency_ms
+from device.runtime.tflite_model import TFLiteModel, invoke_latency_ms
 
 
 def build_card(tflite_path: Path, *, architecture: str, parameters: int, labels: tuple[str, ...],

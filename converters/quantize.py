@@ -26,9 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from converters.model_card import build_card, write_card
-from device.labels import FACE_LABELS
-from device.preprocessing import equalize_batch
-from device.tflite_model import ModelLoadError
+from device.runtime.labels import FACE_LABELS
+from device.runtime.tflite_model import ModelLoadError
+from device.vision.preprocessing import equalize_batch
 from training.data_errors import DataError
 from training.evaluate import evaluate, is_voice_model
 from training.fer_data import load_faces
@@ -175,8 +175,8 @@ def read_training_info(value: str | None) -> dict:
 
 
 def model_labels_voice() -> tuple[tuple[str, ...], str]:
-    from device.log_mel import LOG_MEL_DESCRIPTION
-    from device.voice_labels import VOICE_LABELS
+    from device.audio.log_mel import LOG_MEL_DESCRIPTION
+    from device.runtime.voice_labels import VOICE_LABELS
 
     return VOICE_LABELS, LOG_MEL_DESCRIPTION
 

@@ -23,25 +23,25 @@ from pathlib import Path
 import cv2
 
 from device import __version__
-from device.audio_sources import AudioSourceError
+from device.audio.audio_sources import AudioSourceError
+from device.audio.voice_listener import VoiceListener
+from device.audio.voice_provider import VoiceInput
 from device.config import Config, ConfigError, load_config
-from device.emotion_events import MessageFactory, audio_field
-from device.event_sinks import EventSink, JsonLinesSink
-from device.face_classifier import FaceClassifier
-from device.face_tracker import FaceTracker
-from device.frame_sources import FrameSource, SourceError, open_source
-from device.fusion import Fusion
-from device.haar_detector import DetectorError, HaarDetector
-from device.labels import FACE_LABELS
+from device.events.emotion_events import MessageFactory, audio_field
+from device.fusion.product_rule import Fusion
 from device.log_setup import setup_logging
-from device.model_card_check import check_face_model, check_model_card
-from device.mqtt_publisher import MqttPublisher
 from device.pipeline import Pipeline
 from device.pipeline_stats import peak_rss_mb
-from device.tflite_model import ModelLoadError, TFLiteModel
-from device.voice_labels import VOICE_LABELS
-from device.voice_listener import VoiceListener
-from device.voice_provider import VoiceInput
+from device.runtime.labels import FACE_LABELS
+from device.runtime.model_card_check import check_face_model, check_model_card
+from device.runtime.tflite_model import ModelLoadError, TFLiteModel
+from device.runtime.voice_labels import VOICE_LABELS
+from device.sinks.jsonl_sink import EventSink, JsonLinesSink
+from device.sinks.mqtt_publisher import MqttPublisher
+from device.vision.face_classifier import FaceClassifier
+from device.vision.face_tracker import FaceTracker
+from device.vision.frame_sources import FrameSource, SourceError, open_source
+from device.vision.haar_detector import DetectorError, HaarDetector
 
 log = logging.getLogger("edge-emotion")
 

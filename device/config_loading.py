@@ -12,9 +12,7 @@ import dataclasses
 import typing
 from typing import Any, Literal
 
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the key, where it came from and what to do."""
+from device.errors import ConfigError
 
 
 def _type_name(hint: Any) -> str:

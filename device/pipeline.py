@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from device.affect_circumplex import circumplex_points, valence_arousal
-from device.box_geometry import crop, expand_and_clip
+from device.audio.voice_provider import VoiceInput, VoiceReading
 from device.config import Config
-from device.emotion_events import (
+from device.events.affect_circumplex import circumplex_points, valence_arousal
+from device.events.emotion_events import (
     MessageFactory,
     TrackSnapshot,
     audio_field,
@@ -32,17 +32,17 @@ from device.emotion_events import (
     fused_field,
     voice_field,
 )
-from device.emotion_smoother import TrackEmotion
-from device.event_sinks import EventSink
-from device.face_classifier import FaceClassifier
-from device.face_tracker import FaceTracker, Track
-from device.frame_sources import Frame, FrameSource
-from device.haar_detector import HaarDetector
-from device.mqtt_publisher import MqttPublisher
+from device.events.emotion_smoother import TrackEmotion
+from device.fusion.speaker_fusion import SpeakerFusion, likely_speaker
 from device.pipeline_stats import PipelineStats, cpu_temperature_c, rss_mb
-from device.preprocessing import equalized_face
-from device.speaker_fusion import SpeakerFusion, likely_speaker
-from device.voice_provider import VoiceInput, VoiceReading
+from device.sinks.jsonl_sink import EventSink
+from device.sinks.mqtt_publisher import MqttPublisher
+from device.vision.box_geometry import crop, expand_and_clip
+from device.vision.face_classifier import FaceClassifier
+from device.vision.face_tracker import FaceTracker, Track
+from device.vision.frame_sources import Frame, FrameSource
+from device.vision.haar_detector import HaarDetector
+from device.vision.preprocessing import equalized_face
 
 log = logging.getLogger("edge-emotion.pipeline")
 MIN_CROP = 8

@@ -14,7 +14,7 @@ from tests.mosquitto_broker import MosquittoBroker, mosquitto_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_FACE_MODEL = ROOT / "models" / "face_mini_xception_int8.tflite"
-SCHEMA_PATH = ROOT / "device" / "event_schema.json"
+SCHEMA_PATH = ROOT / "device" / "events" / "event_schema.json"
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def face_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 s at 15 fps: a panning face, and a second face that enters at 30% and leaves at 75%."""
-    from device.demo_clip import frames, write_video
+    from demo.clip import frames, write_video
 
     return write_video(tmp_path_factory.mktemp("clips") / "demo.avi", frames(180), fps=15)
 

@@ -31,7 +31,7 @@ def build_face_model(out_dir: Path, name: str, input_shape: tuple[int, int, int]
     """Write `<name>.tflite` (int8 I/O) and its JSON card into `out_dir`; return the .tflite path."""
     from converters.model_card import build_card, write_card
     from converters.quantize import convert
-    from device.labels import FACE_LABELS
+    from device.runtime.labels import FACE_LABELS
 
     rng = np.random.default_rng(0)
     calibration = rng.integers(0, 256, size=(32, *input_shape)).astype(np.float32)

@@ -1,6 +1,6 @@
 """Reusable MQTT test helpers: Debian's mosquitto on a free loopback port and a recording subscriber.
 
-The broker itself is `device.local_broker.MosquittoBroker` (the demo and the benchmark use it
+The broker itself is `demo.local_broker.MosquittoBroker` (the demo and the benchmark use it
 too); this module adds what tests need around it. The voice tests reuse both.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from device.local_broker import LOOPBACK, MosquittoBroker, free_port, mosquitto_binary
+from demo.local_broker import LOOPBACK, MosquittoBroker, free_port, mosquitto_binary
 
 __all__ = ["LOOPBACK", "MosquittoBroker", "Subscriber", "free_port", "mosquitto_binary"]
 

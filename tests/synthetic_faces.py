@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.labels import FACE_LABELS
+from device.runtime.labels import FACE_LABELS
 
 
 def synthetic_faces(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 
 from converters.quantize import convert  # noqa: E402
-from device.preprocessing import equalize_batch  # noqa: E402
-from device.tflite_model import TFLiteModel  # noqa: E402
+from device.runtime.tflite_model import TFLiteModel  # noqa: E402
+from device.vision.preprocessing import equalize_batch  # noqa: E402
 from tests.synthetic_faces import synthetic_faces  # noqa: E402
 from training.architectures import ds_cnn, mini_xception, vgg_teacher  # noqa: E402
 

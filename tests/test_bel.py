@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.bel import BEL, tansig
-from device.tflite_model import ModelLoadError
+from device.fusion.bel import BEL, tansig
+from device.runtime.tflite_model import ModelLoadError
 
 
 def two_noisy_experts(n: int, classes: int, accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import cv2
 import jsonschema
 import numpy as np
 
-from device.demo_clip import frames, write_images
+from demo.clip import frames, write_images
 from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
 
 
@@ -77,7 +77,7 @@ def test_pi_camera_path_runs_until_sigterm(face_model: Path, tmp_path: Path) -> 
 
 
 def test_the_daemon_never_imports_tensorflow() -> None:
-    probe = ("import sys, device.__main__, device.demo, device.pipeline, device.local_broker; "
+    probe = ("import sys, device.__main__, demo, device.pipeline, demo.local_broker; "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=daemon_env(), capture_output=True,
                             text=True, timeout=60)

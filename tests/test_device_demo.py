@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_prints_what_a_subscriber_receives_and_finishes_by_itself(face_model: Path) -> None:
-    command = [sys.executable, "-m", "device.demo", "--model", str(face_model), "--seconds", "8"]
+    command = [sys.executable, "-m", "demo", "--model", str(face_model), "--seconds", "8"]
     result = subprocess.run(command, cwd=ROOT, env=daemon_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -26,6 +26,6 @@ def test_demo_prints_what_a_subscriber_receives_and_finishes_by_itself(face_mode
 
 
 def test_demo_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "device.demo", "--model", str(tmp_path / "none.tflite")],
+    result = subprocess.run([sys.executable, "-m", "demo", "--model", str(tmp_path / "none.tflite")],
                             cwd=ROOT, env=daemon_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "make train quantize" in result.stderr

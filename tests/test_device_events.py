@@ -9,8 +9,9 @@ import jsonschema
 import numpy as np
 import pytest
 
-from device.box_geometry import Box
-from device.emotion_events import (
+from device.audio.vad import VadDecision
+from device.audio.voice_listener import ListenerStatus, VoiceReading
+from device.events.emotion_events import (
     MessageFactory,
     TrackSnapshot,
     audio_field,
@@ -19,12 +20,11 @@ from device.emotion_events import (
     utc_now_iso,
     voice_field,
 )
-from device.emotion_smoother import TrackEmotion
-from device.labels import FACE_LABELS
-from device.model_card_check import ModelIdentity
-from device.vad import VadDecision
-from device.voice_labels import VOICE_LABELS
-from device.voice_listener import ListenerStatus, VoiceReading
+from device.events.emotion_smoother import TrackEmotion
+from device.runtime.labels import FACE_LABELS
+from device.runtime.model_card_check import ModelIdentity
+from device.runtime.voice_labels import VOICE_LABELS
+from device.vision.box_geometry import Box
 
 
 def validator(schema: dict, kind: str | None = None) -> jsonschema.Draft202012Validator:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from device.face_classifier import FaceClassifier
-from device.model_card_check import ModelCardError, check_face_model
-from device.tflite_model import ModelLoadError, TFLiteModel
+from device.runtime.model_card_check import ModelCardError, check_face_model
+from device.runtime.tflite_model import ModelLoadError, TFLiteModel
+from device.vision.face_classifier import FaceClassifier
 from tests.conftest import run_daemon
 from tests.test_device_config import assert_one_line_exit_2
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from demo.local_broker import AmqttBroker
 from device.config import load_config
-from device.local_broker import AmqttBroker
-from device.mqtt_publisher import MqttPublisher
+from device.sinks.mqtt_publisher import MqttPublisher
 from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
 from tests.mosquitto_broker import MosquittoBroker, Subscriber
 

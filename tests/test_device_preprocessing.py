@@ -7,10 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.box_geometry import Box, crop, expand_and_clip
-from device.demo_clip import frames
-from device.face_classifier import FaceClassifier
-from device.preprocessing import equalized_face
+from demo.clip import frames
+from device.vision.box_geometry import Box, crop, expand_and_clip
+from device.vision.face_classifier import FaceClassifier
+from device.vision.preprocessing import equalized_face
 
 
 def test_crop_to_int8_input_equals_reference(face_model: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.affect_circumplex import CIRCUMPLEX, circumplex_points, valence_arousal
-from device.emotion_smoother import TrackEmotion, dominant_with_hysteresis, ema, normalised
-from device.labels import FACE_LABELS
+from device.events.affect_circumplex import CIRCUMPLEX, circumplex_points, valence_arousal
+from device.events.emotion_smoother import TrackEmotion, dominant_with_hysteresis, ema, normalised
+from device.runtime.labels import FACE_LABELS
 
 HAPPY, SAD, NEUTRAL = FACE_LABELS.index("happy"), FACE_LABELS.index("sad"), FACE_LABELS.index("neutral")
 

@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from demo.clip import frames, write_images, write_video
 from device.config import SourceSection
-from device.demo_clip import frames, write_images, write_video
-from device.frame_sources import ImageSequenceSource, OpenCVSource, Picamera2Source, SourceError, open_source
+from device.vision.frame_sources import (
+    ImageSequenceSource,
+    OpenCVSource,
+    Picamera2Source,
+    SourceError,
+    open_source,
+)
 
 STAND_IN = Path(__file__).parent / "picamera2_stand_in"
 

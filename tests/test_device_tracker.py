@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.box_geometry import Box, expand_and_clip, iou, scale_box
-from device.demo_clip import frames
-from device.face_tracker import FaceTracker, match_boxes
-from device.haar_detector import HaarDetector
+from demo.clip import frames
+from device.vision.box_geometry import Box, expand_and_clip, iou, scale_box
+from device.vision.face_tracker import FaceTracker, match_boxes
+from device.vision.haar_detector import HaarDetector
 
 
 def test_iou_and_geometry() -> None:

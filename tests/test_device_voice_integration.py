@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import soundfile
 
+from demo.clip import frames, write_images, write_speech, write_video
 from device.__main__ import build_pipeline, cli_overrides, parse_args
-from device.box_geometry import Box
+from device.audio.voice_provider import Fuser, VoiceInput
 from device.config import load_config
-from device.demo_clip import frames, write_images, write_speech, write_video
-from device.face_tracker import Track
-from device.fusion import Fusion
-from device.labels import FACE_LABELS
+from device.fusion.product_rule import Fusion
+from device.fusion.speaker_fusion import likely_speaker
 from device.pipeline import Pipeline
-from device.speaker_fusion import likely_speaker
-from device.voice_labels import VOICE_LABELS, voice_to_face_probabilities
-from device.voice_provider import Fuser, VoiceInput
+from device.runtime.labels import FACE_LABELS
+from device.runtime.voice_labels import VOICE_LABELS, voice_to_face_probabilities
+from device.vision.box_geometry import Box
+from device.vision.face_tracker import Track
 from tests.conftest import run_daemon
 from tests.mosquitto_broker import MosquittoBroker, Subscriber
 from tests.voice_fixtures import RATE, syllables

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.bel import BEL
-from device.fusion import Fusion, product_rule
-from device.labels import FACE_LABELS
-from device.tflite_model import ModelLoadError
-from device.voice_labels import VOICE_LABELS, VOICE_TO_FACE, voice_to_face_probabilities
+from device.fusion.bel import BEL
+from device.fusion.product_rule import Fusion, product_rule
+from device.runtime.labels import FACE_LABELS
+from device.runtime.tflite_model import ModelLoadError
+from device.runtime.voice_labels import VOICE_LABELS, VOICE_TO_FACE, voice_to_face_probabilities
 
 FACE = np.array([0.1, 0.05, 0.05, 0.5, 0.1, 0.1, 0.1])  # happy
 VOICE = np.array([0.05, 0.05, 0.05, 0.1, 0.6, 0.05, 0.1])  # sad

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.face_classifier import FaceClassifier
-from device.fusion import Fusion
-from device.labels import FACE_LABELS
+from device.fusion.product_rule import Fusion
+from device.runtime.labels import FACE_LABELS
+from device.vision.face_classifier import FaceClassifier
 from tests.synthetic_faces import write_fer_csv
 from tests.voice_fixtures import build_voice_model, write_ravdess_folder
 from training.fer_data import load_faces

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.preprocessing import dequantize, equalized_face, input_lookup_table
+from device.vision.preprocessing import dequantize, equalized_face, input_lookup_table
 
 
 def test_equalized_face_resizes_and_equalizes() -> None:

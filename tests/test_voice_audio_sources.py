@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from device.audio_sources import (
+from device.audio.audio_sources import (
     AudioSourceError,
     FileAudioSource,
     RingBuffer,
@@ -91,7 +91,7 @@ def test_file_source_errors_say_what_to_do(tmp_path: Path):
 FAKE_MIC_SCRIPT = textwrap.dedent("""
     import json, sys, time
     import numpy as np
-    from device.audio_sources import AudioSourceError, PyAudioSource
+    from device.audio.audio_sources import AudioSourceError, PyAudioSource
 
     result = {}
     source = PyAudioSource(sys.argv[1])

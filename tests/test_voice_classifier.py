@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from device.log_mel import N_MELS, WINDOW_FRAMES
-from device.tflite_model import ModelLoadError, TensorSpec, TFLiteModel, invoke_latency_ms
-from device.voice_classifier import VoiceClassifier, quantize_input
-from device.voice_labels import VOICE_LABELS
-from device.voice_listener import VoiceListener
+from device.audio.log_mel import N_MELS, WINDOW_FRAMES
+from device.audio.voice_classifier import VoiceClassifier, quantize_input
+from device.audio.voice_listener import VoiceListener
+from device.runtime.tflite_model import ModelLoadError, TensorSpec, TFLiteModel, invoke_latency_ms
+from device.runtime.voice_labels import VOICE_LABELS
 from tests.voice_fixtures import build_voice_model, noise, syllables, tone
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.log_mel import (
+from device.audio.log_mel import (
     F_MAX,
     F_MIN,
     HOP_LENGTH,
@@ -18,7 +18,7 @@ from device.log_mel import (
     log_mel,
     mel_filterbank,
 )
-from device.resample import resample
+from device.audio.resample import resample
 
 
 def reference_log_mel(x: np.ndarray) -> np.ndarray:

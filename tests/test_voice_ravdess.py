@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from device.voice_labels import VOICE_LABELS
+from device.runtime.voice_labels import VOICE_LABELS
 from tests.voice_fixtures import syllables
 from training.data_errors import DataError
 from training.ravdess_data import find_clips, parse_actors, parse_name, read_clip

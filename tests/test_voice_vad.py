@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.audio_sources import read_audio_file
-from device.demo_clip import write_speech
-from device.vad import detect_voice, frame_levels_db
+from demo.clip import write_speech
+from device.audio.audio_sources import read_audio_file
+from device.audio.vad import detect_voice, frame_levels_db
 from tests.voice_fixtures import noise, syllables, tone
 
 

@@ -2,7 +2,7 @@
 RAVDESS-named folder of them, and an untrained voice model in the shipped format.
 
 Nothing here needs ../shared. Real (synthetic) speech comes from espeak-ng, a Debian package the
-Makefile installs, through `device.demo_clip.write_speech`, which the demo uses too.
+Makefile installs, through `demo.clip.write_speech`, which the demo uses too.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def build_voice_model(out_dir: Path, width: float = 1.25) -> Path:
     import keras
 
     from converters.quantize import convert
-    from device.log_mel import WINDOW_SAMPLES, log_mel
+    from device.audio.log_mel import WINDOW_SAMPLES, log_mel
     from training.architectures import voice_cnn
 
     keras.utils.set_random_seed(0)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from device.labels import FACE_LABELS
-from device.preprocessing import FACE_SIZE
+from device.runtime.labels import FACE_LABELS
+from device.vision.preprocessing import FACE_SIZE
 
 
 def _pixels_in(shape: tuple[int, ...], name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -148,7 +148,7 @@ def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
     multiply-adds and parameters small. Global average pooling over time and frequency makes the
     score depend on what is said how, not where in the window. About 60k parameters at width 1.
     """
-    from device.log_mel import N_MELS, WINDOW_FRAMES
+    from device.audio.log_mel import N_MELS, WINDOW_FRAMES
 
     def w(filters: int) -> int:
         return max(8, round(filters * width))

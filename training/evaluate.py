@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.labels import FACE_LABELS
-from device.tflite_model import ModelLoadError
+from device.runtime.labels import FACE_LABELS
+from device.runtime.tflite_model import ModelLoadError
 from training.data_errors import DataError
 from training.fer_data import load_faces
 from training.metrics import classification_report
@@ -21,7 +21,7 @@ from training.metrics import classification_report
 def face_probabilities(model_path: Path, faces: np.ndarray, flip_tta: bool = False) -> np.ndarray:
     """Probabilities for raw 48x48 faces; .tflite goes through `device.FaceClassifier`."""
     if model_path.suffix == ".tflite":
-        from device.face_classifier import FaceClassifier
+        from device.vision.face_classifier import FaceClassifier
 
         classifier = FaceClassifier(model_path, num_threads=1, flip_tta=flip_tta)
         return np.stack([classifier.classify(face) for face in faces])
@@ -31,7 +31,7 @@ def face_probabilities(model_path: Path, faces: np.ndarray, flip_tta: bool = Fal
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
 
-        from device.preprocessing import equalize_batch
+        from device.vision.preprocessing import equalize_batch
         from training.face_task import predict_faces
 
         model = keras.models.load_model(model_path)

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from device.labels import FACE_LABELS
-from device.preprocessing import equalize_batch
+from device.runtime.labels import FACE_LABELS
+from device.vision.preprocessing import equalize_batch
 from training.fer_data import load_faces
 from training.task import Task
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.labels import FACE_LABELS
-from device.preprocessing import FACE_SIZE
+from device.runtime.labels import FACE_LABELS
+from device.vision.preprocessing import FACE_SIZE
 from training.data_errors import DataError
 
 CSV_HEADER = ("emotion", "pixels", "Usage")

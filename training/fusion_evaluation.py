@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from device.bel import BEL
+from device.audio.voice_classifier import VoiceClassifier
 from device.config import FaceSection
-from device.face_classifier import FaceClassifier
-from device.fusion import product_rule
-from device.labels import FACE_LABELS
-from device.tflite_model import ModelLoadError
-from device.voice_classifier import VoiceClassifier
-from device.voice_labels import VOICE_LABELS, VOICE_TO_FACE_INDEX, voice_to_face_probabilities
+from device.fusion.bel import BEL
+from device.fusion.product_rule import product_rule
+from device.runtime.labels import FACE_LABELS
+from device.runtime.tflite_model import ModelLoadError
+from device.runtime.voice_labels import VOICE_LABELS, VOICE_TO_FACE_INDEX, voice_to_face_probabilities
+from device.vision.face_classifier import FaceClassifier
 from training.data_errors import DataError
 from training.fer_data import load_faces
 from training.metrics import classification_report

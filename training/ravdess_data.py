@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.audio_sources import AudioSourceError, read_audio_file
-from device.voice_labels import VOICE_LABELS
+from device.audio.audio_sources import AudioSourceError, read_audio_file
+from device.runtime.voice_labels import VOICE_LABELS
 from training.data_errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac")

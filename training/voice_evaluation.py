@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.voice_labels import VOICE_LABELS
+from device.runtime.voice_labels import VOICE_LABELS
 from training.data_errors import DataError
 from training.ravdess_data import clip_labels, find_clips, read_clip
 
@@ -20,7 +20,7 @@ def voice_clip_predictions(model_path: str | Path, data: str, actors: str
     model_path = Path(model_path)
     clips = find_clips(data, actors)
     if model_path.suffix == ".tflite":
-        from device.voice_classifier import VoiceClassifier
+        from device.audio.voice_classifier import VoiceClassifier
 
         classifier = VoiceClassifier(model_path, num_threads=1)
         probs = np.stack([classifier.classify_clip(read_clip(c)) for c in clips])

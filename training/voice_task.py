@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from device.log_mel import FLOOR_DB, HOP_LENGTH, SAMPLE_RATE, WINDOW_FRAMES, log_mel
-from device.vad import frame_levels_db
-from device.voice_labels import VOICE_LABELS
-from device.voice_windows import clip_score, clip_windows
+from device.audio.log_mel import FLOOR_DB, HOP_LENGTH, SAMPLE_RATE, WINDOW_FRAMES, log_mel
+from device.audio.vad import frame_levels_db
+from device.audio.voice_windows import clip_score, clip_windows
+from device.runtime.voice_labels import VOICE_LABELS
 from training.data_errors import DataError
 from training.ravdess_data import Clip, clip_labels, find_clips, read_clip
 from training.task import Task

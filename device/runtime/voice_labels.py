@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from device.labels import FACE_LABELS
+from device.runtime.labels import FACE_LABELS
 
 VOICE_LABELS: tuple[str, ...] = (
     "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",

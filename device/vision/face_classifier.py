@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.preprocessing import equalized_face, input_lookup_table
-from device.tflite_model import ModelLoadError, TFLiteModel
+from device.runtime.tflite_model import ModelLoadError, TFLiteModel
+from device.vision.preprocessing import equalized_face, input_lookup_table
 
 
 class FaceClassifier:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from device.bel import BEL
-from device.labels import FACE_LABELS
-from device.tflite_model import ModelLoadError
+from device.fusion.bel import BEL
+from device.runtime.labels import FACE_LABELS
+from device.runtime.tflite_model import ModelLoadError
 
 METHODS = ("product", "bel", "none")
 PROBABILITY_FLOOR = 1e-4  # keeps one near-zero probability from vetoing a class outright

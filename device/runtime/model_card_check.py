@@ -12,12 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.labels import FACE_LABELS
-from device.tflite_model import ModelLoadError, TFLiteModel
-
-
-class ModelCardError(ModelLoadError):
-    """The card is missing, unreadable, or contradicts the model file."""
+from device.errors import ModelCardError
+from device.runtime.labels import FACE_LABELS
+from device.runtime.tflite_model import TFLiteModel
 
 
 @dataclass(frozen=True)

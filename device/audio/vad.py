@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.log_mel import HOP_LENGTH, SAMPLE_RATE, frames
+from device.audio.log_mel import HOP_LENGTH, SAMPLE_RATE, frames
 
 FLOOR_PERCENTILE = 10.0
 

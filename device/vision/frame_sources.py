@@ -19,13 +19,11 @@ import cv2
 import numpy as np
 
 from device.config import SourceSection
+from device.errors import SourceError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff")
 MAX_CONSECUTIVE_FAILURES = 50
 
-
-class SourceError(RuntimeError):
-    """The source cannot be opened or has stopped delivering; the message says which and why."""
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.box_geometry import Box, scale_box
+from device.errors import DetectorError
+from device.vision.box_geometry import Box, scale_box
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
-
-class DetectorError(RuntimeError):
-    """The cascade file cannot be loaded."""
 
 
 def default_cascade_path() -> Path:

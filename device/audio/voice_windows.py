@@ -12,8 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.log_mel import HOP_LENGTH, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES, as_float_audio, log_mel
-from device.vad import VadDecision, detect_voice
+from device.audio.log_mel import (
+    HOP_LENGTH,
+    SAMPLE_RATE,
+    WINDOW_FRAMES,
+    WINDOW_SAMPLES,
+    as_float_audio,
+    log_mel,
+)
+from device.audio.vad import VadDecision, detect_voice
 
 DEFAULT_HOP_S = 0.5
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from device.log_mel import N_MELS, WINDOW_FRAMES, WINDOW_S, WINDOW_SAMPLES, log_mel
-from device.tflite_model import ModelLoadError, TensorSpec, TFLiteModel
-from device.voice_labels import VOICE_LABELS
-from device.voice_windows import DEFAULT_HOP_S, clip_score, clip_windows
+from device.audio.log_mel import N_MELS, WINDOW_FRAMES, WINDOW_S, WINDOW_SAMPLES, log_mel
+from device.audio.voice_windows import DEFAULT_HOP_S, clip_score, clip_windows
+from device.runtime.tflite_model import ModelLoadError, TensorSpec, TFLiteModel
+from device.runtime.voice_labels import VOICE_LABELS
 
 
 def quantize_input(values: np.ndarray, spec: TensorSpec) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Every message carries the schema version, its kind, the device id, a boot id (new each start, so
 a consumer can tell a restart from a gap) and an ISO-8601 UTC time. Events also carry a per-boot
-sequence number: a consumer that sees 41 then 43 knows it missed one. `device/event_schema.json`
+sequence number: a consumer that sees 41 then 43 knows it missed one. `device/events/event_schema.json`
 is the contract; the tests validate every message against it.
 
 Schema version 2 only adds optional objects (`voice` and `fused` on events, `audio` on status and
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.box_geometry import Box
-from device.emotion_smoother import TrackEmotion
-from device.model_card_check import ModelIdentity
-from device.voice_provider import ProviderStatus, VoiceReading
+from device.audio.voice_provider import ProviderStatus, VoiceReading
+from device.events.emotion_smoother import TrackEmotion
+from device.runtime.model_card_check import ModelIdentity
+from device.vision.box_geometry import Box
 
 SCHEMA_VERSION = 2
 EVENT_TYPES = ("appear", "change", "end", "heartbeat")

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from device.emotion_smoother import normalised
-from device.labels import FACE_LABELS
+from device.events.emotion_smoother import normalised
+from device.runtime.labels import FACE_LABELS
 
 CIRCUMPLEX: dict[str, tuple[float, float]] = {
     "angry": (-0.51, 0.59),

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from device.audio_sources import AudioSource, AudioSourceError, open_audio_source
-from device.log_mel import SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
-from device.tflite_model import ModelLoadError
-from device.vad import VadDecision, detect_voice
-from device.voice_classifier import VoiceClassifier
-from device.voice_labels import VOICE_LABELS, voice_to_face_probabilities
+from device.audio.audio_sources import AudioSource, AudioSourceError, open_audio_source
+from device.audio.log_mel import SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
+from device.audio.vad import VadDecision, detect_voice
+from device.audio.voice_classifier import VoiceClassifier
+from device.runtime.tflite_model import ModelLoadError
+from device.runtime.voice_labels import VOICE_LABELS, voice_to_face_probabilities
 
 WAIT_TIMEOUT_S = 1.0  # how long a hop may be late before the thread checks the source again
 

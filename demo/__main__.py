@@ -22,9 +22,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from demo.clip import frames, write_speech, write_video
+from demo.local_broker import LOOPBACK, start_local_broker
 from device.config import DEFAULT_FACE_MODEL
-from device.demo_clip import frames, write_speech, write_video
-from device.local_broker import LOOPBACK, start_local_broker
 
 DEVICE_ID = "demo-pi"
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from device.emotion_smoother import TrackEmotion
-from device.face_tracker import Track
-from device.voice_provider import Fuser, VoiceReading
+from device.audio.voice_provider import Fuser, VoiceReading
+from device.events.emotion_smoother import TrackEmotion
+from device.vision.face_tracker import Track
 
 LATEST_ONLY = 1.0  # EMA weight for fused readings: the voice window already averages 2 s
 

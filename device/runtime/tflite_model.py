@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.preprocessing import dequantize
+from device.errors import ModelLoadError
+from device.vision.preprocessing import dequantize
 
 _RUNTIMES = (
     ("ai_edge_litert.interpreter", "Interpreter"),
@@ -22,9 +23,6 @@ _RUNTIMES = (
     ("tensorflow.lite", "Interpreter"),
 )
 
-
-class ModelLoadError(RuntimeError):
-    """A model file that cannot be used; the message says which file and what to do."""
 
 
 def interpreter_class() -> tuple[type, str]:

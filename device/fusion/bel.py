@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.tflite_model import ModelLoadError
+from device.runtime.tflite_model import ModelLoadError
 
 
 def tansig(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from device.box_geometry import Box, crop, expand_and_clip, iou, scale_box
+from device.vision.box_geometry import Box, crop, expand_and_clip, iou, scale_box
 
 
 @dataclass

@@ -15,12 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
-from device.log_mel import SAMPLE_RATE
-from device.resample import resample
-
-
-class AudioSourceError(RuntimeError):
-    """An audio input that cannot be used; the message names it and says what to do."""
+from device.audio.log_mel import SAMPLE_RATE
+from device.audio.resample import resample
+from device.errors import AudioSourceError
 
 
 class RingBuffer:
