@@ -41,11 +41,11 @@ def run_model_bench(models: Path, shared: Path) -> dict:
     print(f"{'model':<34} {'params':>8} {'KB':>7} {'median ms':>10} {'p95 ms':>8} {'PublicTest':>10} "
           f"{'+flip TTA':>10}")
     for stem, variants in model_pairs(models).items():
-        if stem.startswith("voice"):
-            continue  # voice models are measured by the voice bench, per clip
         for variant, path in sorted(variants.items()):
             card_path = path.with_suffix(".json")
             card = json.loads(card_path.read_text()) if card_path.exists() else {}
+            if card.get("kind") != "face":
+                continue  # voice models are measured by the voice bench, per clip
             latency = invoke_latency_ms(TFLiteModel(path, num_threads=1), repeats=500)
             key = f"{stem}_{variant}"
             row = {"parameters": card.get("parameters"), "kb": round(path.stat().st_size / 1024, 1),

@@ -2,11 +2,12 @@
 
     python -c "from benchmarks.pipeline_bench import run_pipeline_bench; run_pipeline_bench()"
 
-Pipeline: the daemon's own code (`build_pipeline`), one thread for OpenCV and the interpreter,
-events published to a loopback mosquitto when installed. Naive: what the source write-ups do on
-every frame: Haar at full resolution (scaleFactor 1.3), then a Keras `model.predict` per face, no
-tracking. RSS is the daemon's own peak (VmHWM), run as a separate process on the one-face clip;
-this process has TensorFlow loaded for the naive loop and would say nothing about the daemon.
+Pipeline: the daemon's own code (the application object, `device.app.App`), one thread for OpenCV
+and the interpreter, events published to a loopback mosquitto when installed. Naive: what the
+source write-ups do on every frame: Haar at full resolution (scaleFactor 1.3), then a Keras
+`model.predict` per face, no tracking. RSS is the daemon's own peak (VmHWM), run as a separate
+process on the one-face clip; this process has TensorFlow loaded for the naive loop and would say
+nothing about the daemon.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from demo.clip import frames, write_video
 from demo.local_broker import MosquittoBroker, mosquitto_binary
-from device.__main__ import build_pipeline
+from device.app import App
 from device.config import DEFAULT_FACE_MODEL, load_config
 from device.vision.haar_detector import default_cascade_path
 from device.vision.preprocessing import FACE_SIZE
@@ -58,16 +59,13 @@ def pipeline_run(clip: Path, model: Path, broker_url: str) -> dict:
     overrides = [("face.model", str(model), "--model"), ("source.uri", str(clip), "--source"),
                  ("mqtt.url", broker_url, "--broker"), ("device.num_threads", "1", "--set"),
                  ("device.id", "bench", "--set"), ("mqtt.stats_every_s", "1", "--set")]
-    pipeline = build_pipeline(load_config(None, env={}, overrides=overrides))
-    if pipeline.publisher is not None:
-        pipeline.publisher.start()
+    app = App.build(load_config(None, env={}, overrides=overrides))
+    app.start()
     try:
-        summary = pipeline.run()
+        result = app.run()
     finally:
-        pipeline.source.close()
-        for sink in pipeline.sinks:
-            sink.close(5.0)
-    return summary
+        app.close()
+    return result.summary
 
 
 def naive_run(clip: Path, max_frames: int) -> float:

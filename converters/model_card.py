@@ -1,12 +1,13 @@
 """Model cards: what a shipped .tflite is, how it was made and how well it does, as measured.
 
-The device reads the JSON card to refuse a model whose input shape, dtype or label count does
-not match what the card promises.
+The device reads the JSON card to refuse a model whose bytes (size and SHA-256), input shape,
+dtype or label count do not match what the card promises.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def build_card(tflite_path: Path, *, architecture: str, parameters: int, labels:
         "architecture": architecture,
         "parameters": parameters,
         "file_bytes": tflite_path.stat().st_size,
+        "sha256": hashlib.sha256(tflite_path.read_bytes()).hexdigest(),
         "input": {"shape": list(model.input.shape), "dtype": model.input.dtype.name,
                   "scale": model.input.scale, "zero_point": model.input.zero_point},
         "output": {"shape": list(model.output.shape), "dtype": model.output.dtype.name,

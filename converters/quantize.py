@@ -28,29 +28,13 @@ import numpy as np
 from converters.model_card import build_card, write_card
 from device.runtime.labels import FACE_LABELS
 from device.runtime.tflite_model import ModelLoadError
-from device.vision.preprocessing import equalize_batch
+from training.calibration import face_calibration, voice_calibration
 from training.data_errors import DataError
-from training.evaluate import evaluate, is_voice_model
-from training.fer_data import load_faces
+from training.evaluate import evaluate, keras_model_kind, model_kind
 
 FACE_PREPROCESSING = ("grey crop -> resize to 48x48 (INTER_AREA) -> cv2.equalizeHist -> raw pixels "
                       "0..255 into the model (normalisation is inside the model; int8 input = pixel "
                       "quantized with the input scale/zero point, via a 256-entry lookup table)")
-
-
-def stratified_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """About `count` indices with every class represented in proportion (at least a few each)."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per_class = max(4, count // len(classes))
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]
-    return rng.permutation(np.concatenate(chosen))
-
-
-def face_calibration(data: str, usage: str, count: int, seed: int) -> np.ndarray:
-    faces = load_faces(data, usage)
-    picked = faces.faces[stratified_indices(faces.labels, count, seed)]
-    return equalize_batch(picked)[..., None].astype(np.float32)
 
 
 @contextlib.contextmanager
@@ -116,13 +100,14 @@ def verify(float_path: Path, int8_path: Path, args: argparse.Namespace) -> dict:
         _, probs, report = evaluate(path, args.data, args.val_usage, args.val_actors)
         results[variant] = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
         predictions[variant] = probs.argmax(axis=1)
-    if not is_voice_model(int8_path):
+    voice = model_kind(int8_path) == "voice"
+    if not voice:
         # What the device scores with `face.flip_tta = true`: the int8 model on the face and its mirror.
         _, _, report = evaluate(int8_path, args.data, args.val_usage, flip_tta=True)
         results["int8_flip"] = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
     drop = 100 * (results["float32"]["accuracy"] - results["int8"]["accuracy"])
     return {
-        "split": f"{args.val_actors} actors" if is_voice_model(int8_path) else args.val_usage,
+        "split": f"{args.val_actors} actors" if voice else args.val_usage,
         "results": results,
         "int8_float_agreement": float(np.mean(predictions["float32"] == predictions["int8"])),
         "int8_accuracy_drop_points": drop,
@@ -136,10 +121,8 @@ def quantize(args: argparse.Namespace) -> dict:
     if not keras_path.is_file():
         raise DataError(f"{keras_path}: no trained checkpoint; run `make train` first")
     model = keras.models.load_model(keras_path)
-    voice = args.name.startswith("voice")
+    voice = keras_model_kind(model) == "voice"
     if voice:
-        from training.voice_task import voice_calibration
-
         calibration = voice_calibration(args.data, args.train_actors, args.calibration, args.seed)
         labels, preprocessing = model_labels_voice()
     else:

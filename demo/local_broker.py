@@ -48,9 +48,10 @@ class MosquittoBroker:
     """mosquitto as a child process; `persistence` keeps sessions and queued messages across a restart."""
 
     def __init__(self, workdir: str | Path, port: int | None = None, persistence: bool = False,
-                 tls: tuple[Path, Path, Path] | None = None, users: dict[str, str] | None = None) -> None:
+                 tls: tuple[Path, Path, Path] | None = None, users: dict[str, str] | None = None,
+                 acl: str = "") -> None:
         """`tls` = (CA, server certificate, server key) adds a TLS listener on `tls_port`;
-        `users` (name → password) turns anonymous access off."""
+        `users` (name → password) turns anonymous access off; `acl` is an ACL file's text."""
         binary = mosquitto_binary()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (apt install mosquitto)")
@@ -70,6 +71,9 @@ class MosquittoBroker:
         lines = [f"listener {self.port} {LOOPBACK}", *access, "set_tcp_nodelay true",
                  f"log_dest file {self.log_path}", "log_type error", "log_type warning", "log_type notice",
                  "log_type information", "connection_messages true", f"user {getpass.getuser()}"]
+        if acl:
+            (self.workdir / "acl").write_text(acl)
+            lines.append(f"acl_file {self.workdir / 'acl'}")
         if persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
         self.tls_port = free_port() if tls else None

@@ -11,6 +11,7 @@ report.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class SourceSection:
     height: int = 480
     fps: float = 30.0
     pace: bool = False
+    timeout_s: float = 10.0  # a live source silent this long has failed (exit 1, service restarts)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class MqttSection:
     reconnect_max_s: float = 60.0
     stats_every_s: float = 10.0
     flush_timeout_s: float = 5.0
+    connect_timeout_s: float = 10.0  # a broker silent this long after CONNECT gets a warning
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,7 @@ class AudioSection:
     file: str = ""
     device: str = ""
     required: bool = False
-    hop_s: float = 0.5
-    window_s: float = 2.0
+    hop_s: float = 0.5  # the window itself is the voice model's (its card), not a setting
     vad_threshold_db: float = -45.0
     model: str = "models/voice_cnn_int8.tflite"
 
@@ -209,6 +211,9 @@ def _read_toml(path: Path, layers: _Layers) -> None:
         raise ConfigError(f"config file {path} does not exist; pass an existing file with --config") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8 (a TOML file is text, "
+                          "see device/example.toml)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     for section, table in data.items():
@@ -243,10 +248,60 @@ def _password(mqtt: MqttSection, env: dict[str, str], layers: _Layers) -> str | 
         return None
     try:
         return Path(mqtt.password_file).read_text().rstrip("\r\n")
+    except UnicodeDecodeError:
+        where = layers.where("mqtt", "password_file")
+        raise ConfigError(f"{where}: {mqtt.password_file} is not UTF-8 text; write the password as one "
+                          "line of text") from None
     except OSError as exc:
         where = layers.where("mqtt", "password_file")
         raise ConfigError(f"{where}: cannot read {mqtt.password_file} ({exc.strerror}); "
                           "check the path and that the daemon's user may read it") from None
+
+
+# Every number's legal range, in one place: the validation below, the error messages and the
+# comments of device/example.toml (checked by a test) all come from here. Upper bounds matter as
+# much as lower ones: `detector.scale_factor = 1e20` once made the daemon allocate gigabytes, and a
+# thread count of 99999999999 crashed OpenCV.
+RANGES: dict[str, tuple[float, float]] = {
+    "device.num_threads": (1, 16),
+    "source.width": (16, 7680),
+    "source.height": (16, 4320),
+    "source.fps": (0.1, 240),
+    "source.timeout_s": (0.5, 600),
+    "detector.detect_width": (64, 1920),
+    "detector.scale_factor": (1.01, 2.0),
+    "detector.min_neighbors": (0, 50),
+    "detector.min_size": (8, 1024),
+    "detector.every_n_frames": (1, 300),
+    "detector.crop_margin": (0.0, 1.0),
+    "tracker.iou_threshold": (0.01, 0.99),
+    "tracker.max_missed": (0, 100),
+    "tracker.follow_min_score": (0.0, 1.0),
+    "smoothing.alpha": (0.01, 1.0),
+    "smoothing.margin": (0.0, 0.99),
+    "events.heartbeat_s": (0, 86400),
+    "mqtt.keepalive_s": (5, 3600),
+    "mqtt.queue_size": (1, 1_000_000),
+    "mqtt.reconnect_min_s": (0.1, 3600),
+    "mqtt.reconnect_max_s": (0.1, 3600),
+    "mqtt.stats_every_s": (0.1, 3600),
+    "mqtt.flush_timeout_s": (0, 600),
+    "mqtt.connect_timeout_s": (1, 120),
+    "audio.hop_s": (0.05, 2.0),
+    "audio.vad_threshold_db": (-120, 0),
+    "fusion.face_weight": (0, 10),
+    "fusion.voice_weight": (0, 10),
+    "fusion.stale_after_s": (0.1, 60),
+}
+# Characters that would change what a topic means (wildcards, levels) or that brokers refuse.
+TOPIC_UNSAFE = set("+#/\x00") | {" "}
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$|^\[[0-9A-Fa-f:.]+\]$")
+PEM_MARKER = b"-----BEGIN "
+
+
+def range_text(key: str) -> str:
+    """How example.toml and error messages state a key's range, e.g. `1 to 16`."""
+    return " to ".join(f"{int(v)}" if float(v).is_integer() else f"{v:g}" for v in RANGES[key])
 
 
 class _Checker:
@@ -259,89 +314,106 @@ class _Checker:
         if not ok:
             raise ConfigError(f"{self.layers.where(section, key)}: {message}")
 
+    def in_range(self, config: Config) -> None:
+        for dotted in RANGES:
+            section, key = dotted.split(".")
+            value = getattr(getattr(config, section), key)
+            low, high = RANGES[dotted]
+            self.require(low <= value <= high, section, key,
+                         f"must be in the range {range_text(dotted)}, not {value!r}")
+
     def existing_file(self, section: str, key: str, path: str, what: str, todo: str = "") -> None:
         todo = todo or f"fix the path in {section}.{key}"
         self.require(Path(path).is_file(), section, key,
                      f"{what} {path} does not exist or is not a file; {todo}")
+
+    def writable_file_path(self, section: str, key: str, path: str) -> None:
+        target = Path(path)
+        self.require(not target.is_dir(), section, key, f"{path} is a folder; give a file path inside it")
+        self.require(target.resolve().parent.is_dir(), section, key, f"folder of {path} does not exist")
+
+    def pem_file(self, section: str, key: str, path: str) -> None:
+        self.existing_file(section, key, path, "TLS file")
+        try:
+            head = Path(path).read_bytes()[:4096]
+        except OSError as exc:
+            self.require(False, section, key, f"cannot read {path} ({exc.strerror})")
+        self.require(PEM_MARKER in head, section, key,
+                     f"{path} is not a PEM file (no '-----BEGIN' line); give the certificate or key in "
+                     "PEM format (convert DER with `openssl x509 -inform der -in FILE -out FILE.pem`)")
 
 
 def _validate(config: Config, layers: _Layers) -> None:
     check = _Checker(layers)
     require, existing_file = check.require, check.existing_file
     c = config
-    require(c.device.num_threads >= 1, "device", "num_threads", "must be at least 1")
-    require(c.source.width > 0, "source", "width", "must be positive")
-    require(c.source.height > 0, "source", "height", "must be positive")
-    require(c.source.fps > 0, "source", "fps", "must be positive")
+    check.in_range(c)
     require(c.source.uri != "", "source", "uri", "is empty; give picamera2, a camera index, a file or a URL")
+    if c.device.id:
+        require(not (set(c.device.id) & TOPIC_UNSAFE), "device", "id",
+                f"{c.device.id!r} may not contain spaces, '/', '+' or '#' (they change the MQTT topics); "
+                "use letters, digits, '-' and '_'")
     if c.detector.cascade:
         existing_file("detector", "cascade", c.detector.cascade, "Haar cascade")
-    require(c.detector.detect_width >= 64, "detector", "detect_width", "must be at least 64 pixels")
-    require(c.detector.scale_factor > 1.0, "detector", "scale_factor", "must be greater than 1.0 (e.g. 1.2)")
-    require(c.detector.min_neighbors >= 0, "detector", "min_neighbors", "must be 0 or more")
-    require(c.detector.min_size >= 8, "detector", "min_size", "must be at least 8 pixels")
-    require(c.detector.every_n_frames >= 1, "detector", "every_n_frames", "must be at least 1")
-    require(0.0 <= c.detector.crop_margin <= 1.0, "detector", "crop_margin", "must be between 0 and 1")
-    require(0.0 < c.tracker.iou_threshold < 1.0, "tracker", "iou_threshold", "must be between 0 and 1")
-    require(c.tracker.max_missed >= 0, "tracker", "max_missed", "must be 0 or more")
-    require(0.0 <= c.tracker.follow_min_score <= 1.0, "tracker", "follow_min_score",
-            "must be between 0 and 1")
-    require(0.0 < c.smoothing.alpha <= 1.0, "smoothing", "alpha", "must be in (0, 1]")
-    require(0.0 <= c.smoothing.margin < 1.0, "smoothing", "margin", "must be in [0, 1)")
-    require(c.events.heartbeat_s >= 0, "events", "heartbeat_s", "must be 0 (off) or positive")
     if c.events.out not in ("", "-"):
-        require(Path(c.events.out).resolve().parent.is_dir(), "events", "out",
-                f"folder of {c.events.out} does not exist")
+        check.writable_file_path("events", "out", c.events.out)
     existing_file("face", "model", c.face.model, "model file",
                   "build one with `make train quantize` or point face.model (--model) at a .tflite")
     if c.face.card:
         existing_file("face", "card", c.face.card, "model card")
-    _validate_mqtt(c.mqtt, check)
+    _validate_mqtt(c, check)
     if c.logging.file:
-        require(Path(c.logging.file).resolve().parent.is_dir(), "logging", "file",
-                f"folder of {c.logging.file} does not exist")
+        check.writable_file_path("logging", "file", c.logging.file)
     _validate_voice(c, check)
 
 
-def _validate_mqtt(m: MqttSection, check: _Checker) -> None:
-    require, existing_file = check.require, check.existing_file
+def redacted(url: str) -> str:
+    """The URL without any user name or password, for messages (a password never reaches a log)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}<credentials removed>@{rest.rpartition('@')[2]}" if "@" in rest else url
+
+
+def _validate_mqtt(c: Config, check: _Checker) -> None:
+    require = check.require
+    m = c.mqtt
     if m.url:
+        shown = redacted(m.url)
+        require("@" not in m.url.partition("://")[2], "mqtt", "url",
+                f"{shown}: credentials do not go in the URL; set mqtt.username and put the password in "
+                "mqtt.password_file or EDGE_EMOTION_MQTT_PASSWORD")
         try:
             parts = urlsplit(m.url)
             port = parts.port
         except ValueError as exc:
-            raise ConfigError(f"{check.layers.where('mqtt', 'url')}: {m.url!r} does not parse ({exc}); "
+            raise ConfigError(f"{check.layers.where('mqtt', 'url')}: {shown} does not parse ({exc}); "
                               "write mqtt://host:1883") from None
         require(parts.scheme in ("mqtt", "mqtts"), "mqtt", "url",
-                f"{m.url!r} must start with mqtt:// or mqtts:// (e.g. mqtt://localhost:1883)")
-        require(bool(parts.hostname), "mqtt", "url", f"{m.url!r} has no host name (e.g. mqtt://localhost:1883)")
-        require(port is None or 0 < port < 65536, "mqtt", "url", f"{m.url!r} has an invalid port")
-        require(not parts.password, "mqtt", "url",
-                "must not contain a password; use mqtt.password_file or EDGE_EMOTION_MQTT_PASSWORD")
+                f"{shown} must start with mqtt:// or mqtts:// (e.g. mqtt://localhost:1883)")
+        require(bool(parts.hostname), "mqtt", "url", f"{shown} has no host name (e.g. mqtt://localhost:1883)")
+        require(bool(HOST_PATTERN.match(parts.netloc.rpartition(":")[0] if port else parts.netloc)),
+                "mqtt", "url", f"{shown}: the host name has characters a host name cannot have")
+        require(port is None or 0 < port < 65536, "mqtt", "url", f"{shown} has an invalid port")
+        require(parts.path in ("", "/") and not parts.query, "mqtt", "url",
+                f"{shown}: an MQTT URL has no path; write mqtt://host:port")
     require("+" not in m.topic_prefix and "#" not in m.topic_prefix, "mqtt", "topic_prefix",
             "must not contain the MQTT wildcards + or #")
     try:
         m.topic_prefix.format(device_id="x")
     except (KeyError, IndexError, ValueError):
         require(False, "mqtt", "topic_prefix", "may only use the placeholder {device_id}")
-    require(m.keepalive_s >= 5, "mqtt", "keepalive_s", "must be at least 5 seconds")
-    require(m.queue_size >= 1, "mqtt", "queue_size", "must be at least 1")
-    require(m.reconnect_min_s > 0, "mqtt", "reconnect_min_s", "must be positive")
+    if m.url:
+        require(not (set(c.device_id) & TOPIC_UNSAFE), "device", "id",
+                f"the host name {c.device_id!r} cannot be a topic level; set device.id")
     require(m.reconnect_max_s >= m.reconnect_min_s, "mqtt", "reconnect_max_s", "must be >= reconnect_min_s")
-    require(m.stats_every_s > 0, "mqtt", "stats_every_s", "must be positive")
-    require(m.flush_timeout_s >= 0, "mqtt", "flush_timeout_s", "must be 0 or more")
     for key in ("tls_ca", "tls_cert", "tls_key"):
         if getattr(m, key):
-            existing_file("mqtt", key, getattr(m, key), "TLS file")
+            check.pem_file("mqtt", key, getattr(m, key))
     require(bool(m.tls_cert) == bool(m.tls_key), "mqtt", "tls_key", "tls_cert and tls_key go together")
 
 
 def _validate_voice(c: Config, check: _Checker) -> None:
     require, existing_file = check.require, check.existing_file
     a, f = c.audio, c.fusion
-    require(a.hop_s > 0, "audio", "hop_s", "must be positive")
-    require(a.window_s >= a.hop_s, "audio", "window_s", "must be at least hop_s")
-    require(a.vad_threshold_db <= 0, "audio", "vad_threshold_db", "is in dBFS and must be 0 or below")
     if a.enabled:
         if a.source == "file":
             require(a.file != "", "audio", "file", "is empty; give a WAV/FLAC path or set audio.source")
@@ -349,6 +421,3 @@ def _validate_voice(c: Config, check: _Checker) -> None:
         existing_file("audio", "model", a.model, "voice model")
         if f.method == "bel":
             existing_file("fusion", "bel_model", f.bel_model, "BEL fusion model")
-    require(f.face_weight >= 0, "fusion", "face_weight", "must be 0 or more")
-    require(f.voice_weight >= 0, "fusion", "voice_weight", "must be 0 or more")
-    require(f.stale_after_s > 0, "fusion", "stale_after_s", "must be positive")

@@ -9,6 +9,7 @@ plain declarations.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Literal
 
@@ -27,6 +28,8 @@ def check_value(hint: Any, value: Any, where: str) -> Any:
         if value in typing.get_args(hint):
             return value
     elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r} must be a finite number")
         return float(value)
     elif isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
         return value
@@ -44,9 +47,10 @@ def parse_text(hint: Any, text: str, where: str) -> Any:
         raise ConfigError(f"{where} = {text!r} must be true or false")
     if hint in (int, float):
         try:
-            return hint(text)
+            value = hint(text)
         except ValueError:
             raise ConfigError(f"{where} = {text!r} must be {_type_name(hint)}") from None
+        return check_value(hint, value, where)
     return check_value(hint, text, where)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from device.audio.voice_provider import VoiceInput, VoiceReading
 from device.config import Config
+from device.errors import PipeClosedError, SinkError
 from device.events.affect_circumplex import circumplex_points, valence_arousal
 from device.events.emotion_events import (
     MessageFactory,
@@ -35,8 +36,7 @@ from device.events.emotion_events import (
 from device.events.emotion_smoother import TrackEmotion
 from device.fusion.speaker_fusion import SpeakerFusion, likely_speaker
 from device.pipeline_stats import PipelineStats, cpu_temperature_c, rss_mb
-from device.sinks.jsonl_sink import EventSink
-from device.sinks.mqtt_publisher import MqttPublisher
+from device.sinks.event_sink import EventSink, SinkHealth
 from device.vision.box_geometry import crop, expand_and_clip
 from device.vision.face_classifier import FaceClassifier
 from device.vision.face_tracker import FaceTracker, Track
@@ -49,8 +49,9 @@ MIN_CROP = 8
 
 
 @dataclass
-class TrackReport:
-    """Per-track memory between frames: the smoothed emotion and when it last spoke."""
+class ReportedTrack:
+    """What the pipeline remembers of a track between frames: its smoothed emotion, whether
+    subscribers have heard of it (`appear` sent) and when it last had an event."""
 
     emotion: TrackEmotion = field(default_factory=TrackEmotion)
     announced: bool = False
@@ -63,7 +64,6 @@ class HeardVoice:
 
     reading: VoiceReading
     age_s: float
-    now: float
 
     @property
     def voiced(self) -> bool:
@@ -73,7 +73,7 @@ class HeardVoice:
 class Pipeline:
     def __init__(self, config: Config, source: FrameSource, detector: HaarDetector, tracker: FaceTracker,
                  classifier: FaceClassifier, messages: MessageFactory, sinks: list[EventSink],
-                 publisher: MqttPublisher | None = None, voice: VoiceInput | None = None) -> None:
+                 voice: VoiceInput | None = None) -> None:
         self.config = config
         self.source = source
         self.detector = detector
@@ -81,11 +81,10 @@ class Pipeline:
         self.classifier = classifier
         self.messages = messages
         self.sinks = sinks
-        self.publisher = publisher
         self.voice = voice
         self.stop = threading.Event()
         self.stats = PipelineStats()
-        self.reports: dict[int, TrackReport] = {}
+        self.reports: dict[int, ReportedTrack] = {}
         self.event_counts: Counter[str] = Counter()
         self.tracks_seen = 0
         self._points = circumplex_points(messages.labels)
@@ -150,7 +149,7 @@ class Pipeline:
             t1 = clock()
             probabilities = self.classifier.classify_equalized(face)
             t2 = clock()
-            report = self.reports.setdefault(track.track_id, TrackReport())
+            report = self.reports.setdefault(track.track_id, ReportedTrack())
             previous = report.emotion.update(probabilities, cfg.smoothing.alpha, cfg.smoothing.margin)
             fused_previous = self._fuse_speaker(track, report) if track is speaker else None
             kind = due_event(report.announced, previous is not None or fused_previous is not None,
@@ -187,17 +186,28 @@ class Pipeline:
             self.event_counts[event["type"]] += 1
             log.debug("event %d: track %d %s, %s %.2f", event["seq"], event["track_id"], event["type"],
                       event["emotion"], event["confidence"])
-            for sink in self.sinks:
-                sink.publish_event(event)
-        state = self.messages.state(self._snapshots())
-        for sink in self.sinks:
-            sink.publish_state(state)
+            self._to_every_sink("publish_event", event)
+        self._to_every_sink("publish_state", self.messages.state(self._snapshots()))
 
     def _send_stats(self) -> None:
         stats = self.stats_message()
         self._log_audio_change()
+        self._to_every_sink("publish_stats", stats)
+
+    def _to_every_sink(self, method: str, message: dict) -> None:
+        """Every sink gets the message even when one of them fails (a full disk must not keep an
+        event from the broker); the first failure is raised afterwards and ends the run."""
+        failure: Exception | None = None
         for sink in self.sinks:
-            sink.publish_stats(stats)
+            try:
+                getattr(sink, method)(message)
+            except (SinkError, PipeClosedError) as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def health(self) -> SinkHealth:
+        return sum((sink.health() for sink in self.sinks), SinkHealth())
 
     def _log_audio_change(self) -> None:
         """One log line when the audio side stops (file played out, microphone gone), not one per period."""
@@ -214,7 +224,7 @@ class Pipeline:
             log.log(logging.WARNING if status.state == "unavailable" else logging.INFO,
                     "audio %s%s; events carry the face alone from here", status.state, reason)
 
-    def _snapshot(self, track: Track, report: TrackReport, time_s: float) -> TrackSnapshot:
+    def _snapshot(self, track: Track, report: ReportedTrack, time_s: float) -> TrackSnapshot:
         emotion = report.emotion
         valence, arousal = valence_arousal(emotion.smoothed, self._points)
         return TrackSnapshot(track.track_id, track.box, max(0.0, time_s - track.started_s),
@@ -226,7 +236,7 @@ class Pipeline:
         return [self._snapshot(t, self.reports[t.track_id], time_s) for t in self.tracker.tracks
                 if t.track_id in self.reports and self.reports[t.track_id].announced]
 
-    def _event(self, kind: str, track: Track, report: TrackReport, time_s: float, extras: dict,
+    def _event(self, kind: str, track: Track, report: ReportedTrack, time_s: float, extras: dict,
                fused_previous: int | None = None) -> dict:
         snapshot = self._snapshot(track, report, time_s)
         return self.messages.event(kind, snapshot, dict(self._frame_meta),
@@ -246,7 +256,7 @@ class Pipeline:
             now = time.time()
             age = max(0.0, now - reading.timestamp)
             if age <= self.config.fusion.stale_after_s:
-                self._heard = HeardVoice(reading, age, now)
+                self._heard = HeardVoice(reading, age)
         if self.speaker_fusion is None:
             return None
         speaker = likely_speaker(self.tracker.tracks) if self._heard and self._heard.voiced else None
@@ -254,10 +264,10 @@ class Pipeline:
             self.speaker_fusion.clear()
         return speaker
 
-    def _fuse_speaker(self, track: Track, report: TrackReport) -> int | None:
+    def _fuse_speaker(self, track: Track, report: ReportedTrack) -> int | None:
         """Fuse the speaker's smoothed face with the voice; the previous fused class if it changed."""
         heard = self._heard
-        return self.speaker_fusion.update(track.track_id, report.emotion.smoothed, heard.reading, heard.now)
+        return self.speaker_fusion.update(track.track_id, report.emotion.smoothed, heard.reading)
 
     def _voice_fields(self, track_id: int, fused_previous: int | None) -> dict:
         """`voice` on every event while the reading is fresh; `fused` on the speaker's events."""
@@ -272,13 +282,13 @@ class Pipeline:
 
     def stats_message(self) -> dict:
         window = self.stats.window()
-        publisher = self.publisher
+        health = self.health()
         return self.messages.stats({
             "uptime_s": round(time.monotonic() - self.stats.started, 1), "frames": self.stats.frames,
             **window, "faces": len(self.tracker.tracks), "dropped_frames": self.source.dropped,
-            "queue_depth": publisher.queue_depth if publisher else 0,
+            "queue_depth": health.queue_depth,
             "events": sum(self.event_counts.values()),
-            "events_dropped": publisher.dropped if publisher else 0,
+            "events_dropped": health.dropped, "events_denied": health.denied,
             "cpu_temp_c": cpu_temperature_c(), "rss_mb": round(rss_mb(), 1), **self._audio_stats()})
 
     def _audio_stats(self) -> dict:

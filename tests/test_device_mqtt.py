@@ -188,7 +188,9 @@ def test_publisher_queue_is_bounded_drops_oldest_and_delivers_in_order(tmp_path:
             ("mqtt.reconnect_min_s", "0.1", "--set"), ("mqtt.reconnect_max_s", "0.2", "--set")])
         boot = uuid.uuid4().hex
         status = {"kind": "status", "boot_id": boot}
-        publisher = MqttPublisher(config, {**status, "status": "online"}, {**status, "status": "offline"})
+        publisher = MqttPublisher(config.mqtt, config.topic_prefix, None,
+                                  {**status, "device_id": "test-pi", "status": "online"},
+                                  {**status, "status": "offline"}, {"kind": "state", "tracks": []})
         publisher.start()
         for seq in range(1, 26):
             publisher.publish_event({"seq": seq})

@@ -12,6 +12,7 @@ import pytest
 from demo.clip import frames, write_images, write_video
 from device.config import SourceSection
 from device.vision.frame_sources import (
+    DeadlineSource,
     ImageSequenceSource,
     OpenCVSource,
     Picamera2Source,
@@ -40,7 +41,7 @@ def test_picamera2_path_gives_the_y_plane_and_counts_dropped_frames(picamera2) -
     module, clip = picamera2
     module.SKIPPED = {3, 4, 7}
     source = open_source(SourceSection(uri="picamera2", width=640, height=480, fps=25.0))
-    assert isinstance(source, Picamera2Source) and source.live
+    assert isinstance(source, DeadlineSource) and isinstance(source.source, Picamera2Source) and source.live
     got = [source.read() for _ in range(6)]
     # the stand-in pads rows to a wider stride and appends U/V planes: only the Y plane may come out
     assert all(f.grey.shape == (480, 640) for f in got)

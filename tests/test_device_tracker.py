@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from demo.clip import frames
+from device.config import DetectorSection, TrackerSection
 from device.vision.box_geometry import Box, expand_and_clip, iou, scale_box
 from device.vision.face_tracker import FaceTracker, match_boxes
 from device.vision.haar_detector import HaarDetector
@@ -30,8 +31,8 @@ def test_match_boxes_prefers_highest_overlap_and_reports_leftovers() -> None:
 
 
 def run_tracker(clip: list[np.ndarray], every: int, max_missed: int = 1, follow: bool = True):
-    detector = HaarDetector()
-    tracker = FaceTracker(max_missed=max_missed, follow=follow)
+    detector = HaarDetector(DetectorSection())
+    tracker = FaceTracker(TrackerSection(max_missed=max_missed, follow=follow))
     history, started, ended = [], [], []
     for i, frame in enumerate(clip):
         small, factor = detector.downscale(frame)
@@ -63,7 +64,7 @@ def test_following_moves_boxes_between_detections() -> None:
     clip = list(frames(40, guest=None))
     followed, _, _ = run_tracker(clip, every=10, follow=True)
     frozen, _, _ = run_tracker(clip, every=10, follow=False)
-    detector = HaarDetector()
+    detector = HaarDetector(DetectorSection())
     errors_followed, errors_frozen = [], []
     for i in (4, 8, 14, 18, 24, 28):
         truth = max(detector.detect(clip[i]), key=lambda b: b.w)
@@ -74,7 +75,7 @@ def test_following_moves_boxes_between_detections() -> None:
 
 
 def test_end_all_returns_every_live_track() -> None:
-    tracker = FaceTracker()
+    tracker = FaceTracker(TrackerSection())
     small = np.zeros((120, 160), np.uint8)
     tracker.update([Box(10, 10, 40, 40), Box(100, 10, 40, 40)], small, 2.0, 0.0)
     assert [t.track_id for t in tracker.end_all()] == [1, 2]

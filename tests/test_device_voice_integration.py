@@ -14,14 +14,16 @@ import pytest
 import soundfile
 
 from demo.clip import frames, write_images, write_speech, write_video
-from device.__main__ import build_pipeline, cli_overrides, parse_args
+from device.__main__ import cli_overrides, parse_args
+from device.app import App
 from device.audio.voice_provider import Fuser, VoiceInput
-from device.config import load_config
+from device.config import FusionSection, load_config
 from device.fusion.product_rule import Fusion
 from device.fusion.speaker_fusion import likely_speaker
 from device.pipeline import Pipeline
 from device.runtime.labels import FACE_LABELS
 from device.runtime.voice_labels import VOICE_LABELS, voice_to_face_probabilities
+from device.sinks.event_sink import SinkHealth
 from device.vision.box_geometry import Box
 from device.vision.face_tracker import Track
 from tests.conftest import run_daemon
@@ -99,6 +101,9 @@ class EventCapture:
     def publish_stats(self, stats: dict) -> None:
         """Not needed here."""
 
+    def health(self) -> SinkHealth:
+        return SinkHealth()
+
     def close(self, timeout: float) -> None:
         """Nothing to release."""
 
@@ -116,10 +121,10 @@ def run_with_voice(face_model: Path, folder: Path, provider: ScriptedVoice, fuse
     config = load_config(None, env={}, overrides=[("face.model", str(face_model), "--model"),
                                                   ("source.uri", str(folder), "--source"),
                                                   ("mqtt.url", "", "--no-mqtt")])
-    parts = build_pipeline(config)
+    parts = App.build(config).pipeline
     capture = EventCapture()
     pipeline = Pipeline(config, parts.source, parts.detector, parts.tracker, parts.classifier, parts.messages,
-                        [capture], None, VoiceInput(provider, VOICE_LABELS, fuser))
+                        [capture], VoiceInput(provider, VOICE_LABELS, fuser))
     try:
         pipeline.run()
     finally:
@@ -150,7 +155,7 @@ def test_fresh_readings_add_voice_and_voiced_ones_fused(face_model: Path, tmp_pa
                                                         expect_fused: bool) -> None:
     folder = write_images(tmp_path / "frames", frames(3, guest=None))
     reading = Reading(time.time() - age_s, voice_of("happy") if voiced else None)
-    events = run_with_voice(face_model, folder, ScriptedVoice(reading), Fusion(), schema)
+    events = run_with_voice(face_model, folder, ScriptedVoice(reading), Fusion(FusionSection()), schema)
     assert [e["type"] for e in events] == ["appear", "end"]
     for event in events:
         assert ("voice" in event) is expect_voice and ("fused" in event) is expect_fused
@@ -172,7 +177,7 @@ def test_a_change_of_the_fused_emotion_is_a_change_event(face_model: Path, tmp_p
     now = time.time()
     happy, sad = Reading(now, voice_of("happy", 0.93)), Reading(now + 0.001, voice_of("sad", 0.93))
     events = run_with_voice(face_model, folder, ScriptedVoice(happy, happy, happy, sad),
-                            Fusion(voice_weight=4.0), schema)
+                            Fusion(FusionSection(voice_weight=4.0)), schema)
     assert [e["type"] for e in events] == ["appear", "change", "end"]
     appear, change, end = events
     assert appear["fused"]["emotion"] == "happy" and "previous_emotion" not in appear["fused"]

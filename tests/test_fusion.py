@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device.config import FusionSection
 from device.fusion.bel import BEL
 from device.fusion.product_rule import Fusion, product_rule
 from device.runtime.labels import FACE_LABELS
@@ -50,24 +51,16 @@ def test_one_zero_probability_does_not_veto_outright():
     assert np.all(np.isfinite(fused)) and fused.sum() == pytest.approx(1.0)
 
 
-def test_fusion_drops_stale_or_absent_modalities():
-    fusion = Fusion(method="product", stale_after_s=2.0)
-    both = fusion.fuse(FACE, 10.0, VOICE, 10.5, now=11.0)
-    assert both.method == "product" and both.modalities == ("face", "voice")
-    stale_voice = fusion.fuse(FACE, 10.0, VOICE, 8.0, now=11.0)
-    assert stale_voice.method == "face" and stale_voice.dominant == "happy"
-    assert np.allclose(stale_voice.probabilities, FACE / FACE.sum())
-    no_face = fusion.fuse(None, None, VOICE, 10.9, now=11.0)
-    assert no_face.method == "voice" and no_face.dominant == "sad"
-    assert fusion.fuse(FACE, 1.0, VOICE, 1.0, now=11.0) is None
-    assert Fusion(method="none").fuse(FACE, 10.0, VOICE, 10.0, now=10.0) is None
-    with pytest.raises(ValueError, match=r"fusion\.method"):
-        Fusion(method="average")
+def test_fusion_applies_the_sections_weights():
+    both = Fusion(FusionSection(method="product")).fuse(FACE, VOICE)
+    assert both.method == "product" and np.allclose(both.probabilities, product_rule(FACE, VOICE))
+    voice_heavy = Fusion(FusionSection(voice_weight=4.0)).fuse(FACE, VOICE)
+    assert FACE_LABELS[int(voice_heavy.probabilities.argmax())] == "sad"
 
 
 def test_bel_fusion_loads_a_trained_model(tmp_path: Path):
     with pytest.raises(ModelLoadError, match="fusion_evaluation"):
-        Fusion(method="bel", bel_model=tmp_path / "missing.json")
+        Fusion(FusionSection(method="bel", bel_model=str(tmp_path / "missing.json")))
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 7, 200)
     onehot = np.eye(7)[labels]
@@ -75,11 +68,10 @@ def test_bel_fusion_loads_a_trained_model(tmp_path: Path):
     bel = BEL.new(inputs=14, classes=7)
     bel.fit(p, labels, epochs=5)
     bel.save(tmp_path / "bel.json")
-    fusion = Fusion(method="bel", bel_model=tmp_path / "bel.json")
-    fused = fusion.fuse(p[0, :7], 1.0, p[0, 7:], 1.0, now=1.0)
+    fusion = Fusion(FusionSection(method="bel", bel_model=str(tmp_path / "bel.json")))
+    fused = fusion.fuse(p[0, :7], p[0, 7:])
     assert fused.method == "bel" and fused.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
-    assert fused.dominant == FACE_LABELS[labels[0]]
-    assert fusion.fuse(FACE, 1.0, None, None, now=1.0).method == "face"  # BEL needs both
+    assert int(fused.probabilities.argmax()) == labels[0]
     BEL.new(inputs=15, classes=7).save(tmp_path / "wide.json")
     with pytest.raises(ModelLoadError, match="takes 15 inputs"):
-        Fusion(method="bel", bel_model=tmp_path / "wide.json")
+        Fusion(FusionSection(method="bel", bel_model=str(tmp_path / "wide.json")))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device.config import FusionSection
 from device.fusion.product_rule import Fusion
 from device.runtime.labels import FACE_LABELS
 from device.vision.face_classifier import FaceClassifier
@@ -63,8 +64,8 @@ def test_fusion_evaluation_end_to_end(tmp_path: Path, face_model: Path, capsys: 
     assert "PSEUDO-PAIRS" in markdown and "| BEL |" in markdown
     for name in ("voice_clips_confusion.png", "confusion_product_rule.png", "confusion_BEL.png"):
         assert (tmp_path / "out" / name).stat().st_size > 1000
-    fusion = Fusion(method="bel", bel_model=bel_path)  # the saved BEL is what the daemon loads
-    fused = fusion.fuse(np.full(7, 1 / 7), 0.0, np.eye(7)[FACE_LABELS.index("sad")], 0.0, now=0.0)
+    fusion = Fusion(FusionSection(method="bel", bel_model=str(bel_path)))  # what the daemon loads
+    fused = fusion.fuse(np.full(7, 1 / 7), np.eye(7)[FACE_LABELS.index("sad")])
     assert fused.method == "bel" and fused.probabilities.shape == (7,)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from device.runtime.labels import FACE_LABELS
+from device.runtime.model_card_check import read_card
 from device.runtime.tflite_model import ModelLoadError
 from training.data_errors import DataError
 from training.fer_data import load_faces
@@ -39,8 +40,27 @@ def face_probabilities(model_path: Path, faces: np.ndarray, flip_tta: bool = Fal
     raise DataError(f"{model_path}: expected a .tflite or .keras model")
 
 
-def is_voice_model(model_path: Path) -> bool:
-    return model_path.name.startswith("voice")
+def keras_model_kind(model) -> str:
+    """A Keras model's kind from its own input (the builders name it `face` or `log_mel`)."""
+    return "voice" if model.inputs[0].name.startswith("log_mel") else "face"
+
+
+def model_kind(model_path: Path) -> str:
+    """"face" or "voice": a .tflite's from its card (never from its file name), a .keras's from its input."""
+    if model_path.suffix == ".tflite":
+        try:
+            return str(read_card(model_path.with_suffix(".json"))["kind"])
+        except (ModelLoadError, KeyError) as exc:
+            raise DataError(f"{model_path}: cannot tell a face from a voice model without its card's "
+                            f"`kind` ({exc}); keep the .json card beside the model") from None
+    if model_path.suffix == ".keras":
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+
+        return keras_model_kind(keras.models.load_model(model_path))
+    raise DataError(f"{model_path}: expected a .tflite or .keras model")
 
 
 def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str = "17-20",
@@ -48,7 +68,7 @@ def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str
     """Return (true labels, probabilities, report) for a face or voice model on `data`."""
     if not model_path.is_file():
         raise DataError(f"{model_path}: model file not found")
-    if is_voice_model(model_path):
+    if model_kind(model_path) == "voice":
         from training.voice_evaluation import voice_clip_predictions
 
         y_true, probs, labels = voice_clip_predictions(model_path, data, actors)

@@ -149,13 +149,3 @@ def voice_task(data: str, train_actors: str, val_actors: str, seed: int) -> Task
                             f"from {len(val.features)} windows)",
                      "protocol": "speaker-independent; window accuracy in training, clip accuracy here"},
     )
-
-
-def voice_calibration(data: str, actors: str, count: int, seed: int) -> np.ndarray:
-    """`count` voiced training windows stratified by class, as (count, frames, bands, 1) model inputs."""
-    from converters.quantize import stratified_indices
-
-    windows = window_set(find_clips(data, actors))
-    voiced = windows.weights > 0
-    labels = windows.labels[windows.clip_index[voiced]]
-    return windows.features[voiced][stratified_indices(labels, count, seed)][..., None].astype(np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 from device.audio.log_mel import SAMPLE_RATE
 from device.audio.resample import resample
 from device.errors import AudioSourceError
+from device.runtime.native_output import native_stderr_to_debug_log
 
 
 class RingBuffer:
@@ -75,6 +76,9 @@ class AudioSource(Protocol):
         """True once a finite source (a file) has delivered everything."""
         ...
 
+    def check_long_enough(self, samples: int) -> None:
+        """Raise AudioSourceError when a finite source holds fewer samples than this."""
+
 
 def read_audio_file(path: str | Path) -> np.ndarray:
     """A WAV/FLAC/OGG file as float32 16 kHz mono in [-1, 1] (channels averaged, resampled)."""
@@ -114,6 +118,13 @@ class FileAudioSource:
     @property
     def finished(self) -> bool:
         return self._done.is_set()
+
+    def check_long_enough(self, samples: int) -> None:
+        if len(self.samples) < samples:
+            raise AudioSourceError(
+                f"{self.name} holds {len(self.samples) / SAMPLE_RATE:.2f} s of audio, shorter than one "
+                f"{samples / SAMPLE_RATE:g} s voice window: it would never give a reading; use a longer "
+                "recording")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._play, name="file-audio", daemon=True)
@@ -190,12 +201,16 @@ class PyAudioSource:
     def finished(self) -> bool:
         return self._stream is not None and not self._stream.is_active()
 
+    def check_long_enough(self, samples: int) -> None:
+        """A microphone has no end."""
+
     def _callback(self, data: bytes, frame_count: int, time_info: dict, status: int):
         self.buffer.write(np.frombuffer(data, dtype=np.int16))
         return None, self._pyaudio.paContinue
 
     def start(self) -> None:
-        self._pa = self._pyaudio.PyAudio()
+        with native_stderr_to_debug_log("PortAudio probing the sound devices"):
+            self._pa = self._pyaudio.PyAudio()
         try:
             index = find_input_device(self._pa, self.device)
             self._stream = self._pa.open(

@@ -11,15 +11,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from device.audio.audio_sources import AudioSource, AudioSourceError, open_audio_source
-from device.audio.log_mel import SAMPLE_RATE, WINDOW_S, WINDOW_SAMPLES
+from device.audio.audio_sources import AudioSource, open_audio_source
+from device.audio.log_mel import SAMPLE_RATE, WINDOW_SAMPLES
 from device.audio.vad import VadDecision, detect_voice
 from device.audio.voice_classifier import VoiceClassifier
-from device.runtime.tflite_model import ModelLoadError
+from device.config import AudioSection
+from device.errors import AudioSourceError
 from device.runtime.voice_labels import VOICE_LABELS, voice_to_face_probabilities
 
 WAIT_TIMEOUT_S = 1.0  # how long a hop may be late before the thread checks the source again
@@ -64,29 +64,20 @@ class ListenerStats:
 
 
 class VoiceListener:
-    """Keyword arguments are the config's [audio] keys, so `VoiceListener(**config_audio)` works."""
+    """Listens as the config's [audio] section says, with a voice model the caller opened (once:
+    the same classifier whose card was checked at start-up)."""
 
-    def __init__(self, enabled: bool = True, source: str = "pyaudio", file: str | Path | None = None,
-                 device: str | int | None = None, required: bool = False, hop_s: float = 0.5,
-                 window_s: float = WINDOW_S, vad_threshold_db: float = -45.0,
-                 model: str | Path = "models/voice_cnn_int8.tflite") -> None:
-        if abs(window_s - WINDOW_S) > 1e-9:
-            raise ValueError(f"audio.window_s = {window_s}: the voice model takes {WINDOW_S:g} s windows")
-        if hop_s <= 0:
-            raise ValueError(f"audio.hop_s = {hop_s}: must be positive (e.g. 0.5)")
-        self.enabled, self.required = enabled, required
-        self.source_kind, self.file, self.device, self.model_path = source, file, device, model
-        self.hop_samples = round(hop_s * SAMPLE_RATE)
-        self.vad_threshold_db = vad_threshold_db
+    def __init__(self, section: AudioSection, classifier: VoiceClassifier) -> None:
+        self.section = section
+        self.hop_samples = round(section.hop_s * SAMPLE_RATE)
         self._lock = threading.Lock()
         self._latest: VoiceReading | None = None
-        self._status = ListenerStatus("stopped" if enabled else "unavailable",
-                                      "" if enabled else "audio.enabled = false")
+        self._status = ListenerStatus("stopped")
         self._stats = ListenerStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._source: AudioSource | None = None
-        self._classifier: VoiceClassifier | None = None
+        self._classifier = classifier
 
     @property
     def status(self) -> ListenerStatus:
@@ -106,21 +97,22 @@ class VoiceListener:
             self._status = ListenerStatus(state, reason, self._source.name if self._source else "")
 
     def start(self) -> None:
-        """Open the model and the source and start listening.
+        """Open the source and start listening.
 
         A failure raises when audio is required, else leaves the listener "unavailable" with the
-        reason, so the caller can run on video alone.
+        reason, so the caller can run on video alone. A required file shorter than one window
+        would never give a reading: that is refused too.
         """
-        if not self.enabled:
-            return
+        section = self.section
         try:
-            self._classifier = VoiceClassifier(self.model_path)
-            self._source = open_audio_source(self.source_kind, self.file, self.device)
+            self._source = open_audio_source(section.source, section.file, section.device)
+            if section.required:
+                self._source.check_long_enough(WINDOW_SAMPLES)
             self._source.start()
-        except (AudioSourceError, ModelLoadError) as exc:
+        except AudioSourceError as exc:
             self._source = None
             self._set_status("unavailable", str(exc))
-            if self.required:
+            if section.required:
                 raise
             return
         self._stop.clear()
@@ -144,8 +136,8 @@ class VoiceListener:
         while not self._stop.is_set():
             if not buffer.wait_for(end, WAIT_TIMEOUT_S):
                 if self._source.finished:
-                    self._set_status("finished" if self.source_kind == "file" else "unavailable",
-                                     "end of file" if self.source_kind == "file"
+                    self._set_status("finished" if self.section.source == "file" else "unavailable",
+                                     "end of file" if self.section.source == "file"
                                      else f"{self._source.name} stopped delivering audio")
                     return
                 continue
@@ -160,7 +152,7 @@ class VoiceListener:
             end += self.hop_samples
 
     def _classify(self, window: np.ndarray) -> VoiceReading:
-        vad = detect_voice(window, self.vad_threshold_db)
+        vad = detect_voice(window, self.section.vad_threshold_db)
         if not vad.voiced:
             return VoiceReading(time.time(), vad)
         started = time.perf_counter()

@@ -82,12 +82,11 @@ class FusedReading(Protocol):
 
     @property
     def method(self) -> str:
-        """"product" or "bel" when both modalities were used; anything else means only one was."""
+        """"product" or "bel"."""
 
 
 class Fuser(Protocol):
-    def fuse(self, face: np.ndarray | None, face_time: float | None, voice: np.ndarray | None,
-             voice_time: float | None, now: float) -> FusedReading | None: ...
+    def fuse(self, face: np.ndarray, voice: np.ndarray) -> FusedReading: ...
 
 
 @dataclass(frozen=True)

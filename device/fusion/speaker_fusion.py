@@ -42,16 +42,13 @@ class SpeakerFusion:
         """Forget the speaker (no fresh voice): when voice returns, its first fusion is no `change`."""
         self.track_id, self.method, self.emotion, self._reading_time = None, "", TrackEmotion(), None
 
-    def update(self, track_id: int, face: np.ndarray, reading: VoiceReading, now: float) -> int | None:
+    def update(self, track_id: int, face: np.ndarray, reading: VoiceReading) -> int | None:
         """Fuse the speaker's face with a voiced reading; return the previous fused dominant class
         when this changed it (hysteresis `margin`), else None."""
         if track_id == self.track_id and reading.timestamp == self._reading_time:
             return None
         if track_id != self.track_id:
             self.clear()
-        fused = self.fuser.fuse(face, now, reading.face_probabilities, reading.timestamp, now)
-        if fused is None or fused.method not in ("product", "bel"):
-            self.clear()
-            return None
+        fused = self.fuser.fuse(face, reading.face_probabilities)
         self.track_id, self.method, self._reading_time = track_id, fused.method, reading.timestamp
         return self.emotion.update(fused.probabilities, LATEST_ONLY, self.margin)

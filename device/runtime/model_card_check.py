@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.errors import ModelCardError
-from device.runtime.labels import FACE_LABELS
 from device.runtime.tflite_model import TFLiteModel
 
 
@@ -38,16 +37,22 @@ def read_card(card_path: Path) -> dict:
         raise ModelCardError(f"model card {card_path} cannot be read as JSON ({exc})") from None
 
 
-def check_face_model(model: TFLiteModel, card_path: Path) -> ModelIdentity:
-    """Compare input shape, dtype, quantization and labels with the card; return the identity."""
-    return check_model_card(model, card_path, "face", FACE_LABELS)
-
-
 def check_model_card(model: TFLiteModel, card_path: Path, kind: str,
                      expected_labels: tuple[str, ...]) -> ModelIdentity:
-    """The same check for any model kind: the face and the voice model both go through it."""
+    """Compare the file's bytes (size, SHA-256), input shape, dtype, quantization and labels with
+    the card; return the identity events carry. The face and the voice model both go through it."""
     card = read_card(card_path)
     where = f"model {model.path} vs card {card_path}"
+    data = model.path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if "sha256" not in card:
+        raise ModelCardError(f"{where}: the card has no sha256 of the model file (made by an older "
+                             "converter); rebuild both with `make quantize`")
+    if card.get("file_bytes") != len(data) or card["sha256"] != digest:
+        raise ModelCardError(f"{where}: the file is not the model this card describes ({len(data):,} bytes, "
+                             f"SHA-256 {digest[:12]}…; the card says {card.get('file_bytes')!r} bytes, "
+                             f"{str(card['sha256'])[:12]}…); copy the model and its card together, or "
+                             "rebuild both with `make quantize`")
     try:
         card_in, labels = card["input"], card["labels"]
         problems = []
@@ -72,5 +77,4 @@ def check_model_card(model: TFLiteModel, card_path: Path, kind: str,
     if problems:
         raise ModelCardError(f"{where}: {'; '.join(problems)}; use the card that came with this model "
                              "or rebuild both with `make quantize`")
-    digest = hashlib.sha256(model.path.read_bytes()).hexdigest()[:12]
-    return ModelIdentity(name=name, version=digest)
+    return ModelIdentity(name=name, version=digest[:12])

@@ -12,6 +12,11 @@ avoids lock-order deadlocks with paho's own mutexes:
 - after a reconnect paho re-sends the unacknowledged ones itself, so newer events are held back
   until those are acknowledged: delivery stays in sequence order across outages;
 - paho's network loop reconnects with exponential backoff (reconnect_min_s .. reconnect_max_s).
+
+MQTT 5 first (a broker then answers a publish its ACL refuses with a reason code, which is logged
+once per topic and counted as `denied`), 3.1.1 when the broker does not speak 5. When the broker
+cannot be reached, the first warning of the outage says why: the name does not resolve, nothing
+listens, the TLS handshake failed and how, or the port accepts TCP but never answers MQTT.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -28,11 +35,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from device.config import Config
+from device.config import MqttSection
+from device.sinks.event_sink import SinkHealth
 
 log = logging.getLogger("edge-emotion.mqtt")
 
 MAX_WINDOW = 20
+PROBE_TIMEOUT_S = 3.0
+PROTOCOL_ANSWER_S = 2.0  # an MQTT 5 CONNECT unanswered this long is retried as 3.1.1
+UNSUPPORTED_PROTOCOL = 0x84  # CONNACK reason "Unsupported Protocol Version": the broker wants 3.1.1
 
 
 def _dumps(message: dict) -> str:
@@ -46,56 +57,120 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname or "", parts.port or (8883 if tls else 1883), tls
 
 
+def tls_context(section: MqttSection) -> ssl.SSLContext | None:
+    """The TLS settings of mqtts:// (or of a CA given with mqtt://), shared by paho and the probe."""
+    if not (urlsplit(section.url).scheme == "mqtts" or section.tls_ca):
+        return None
+    context = ssl.create_default_context(cafile=section.tls_ca or None)
+    if section.tls_cert:
+        context.load_cert_chain(section.tls_cert, section.tls_key)
+    return context
+
+
+def probe(host: str, port: int, context: ssl.SSLContext | None) -> str:
+    """Why a connection fails, in words: DNS, TCP, then the TLS handshake (paho's own exception
+    is swallowed by its network loop, so this repeats the first steps once per outage)."""
+    try:
+        sock = socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S)
+    except socket.gaierror as exc:
+        return f"the host name {host} does not resolve ({exc.strerror})"
+    except OSError as exc:
+        return f"nothing accepts connections on {host}:{port} ({exc.strerror or exc})"
+    with sock:
+        if context is None:
+            return ""
+        try:
+            with context.wrap_socket(sock, server_hostname=host) as tls:
+                tls.settimeout(PROBE_TIMEOUT_S)
+        except ssl.SSLCertVerificationError as exc:
+            return (f"the TLS handshake failed: {exc.verify_message}; check mqtt.tls_ca (the CA that "
+                    "signed the broker's certificate) and that the URL's host name is in that certificate")
+        except (ssl.SSLError, OSError) as exc:
+            return (f"the TLS handshake failed ({getattr(exc, 'reason', None) or exc}); is {port} the "
+                    "broker's TLS port (mqtts://), not its plain one?")
+    return ""
+
+
 class MqttPublisher:
-    def __init__(self, config: Config, online: dict, offline: dict) -> None:
-        m = config.mqtt
-        self.prefix = config.topic_prefix
-        self.host, self.port, tls = broker_address(m.url)
+    """Keyword `prefix` is the topic prefix with the device id filled in; `online`, `offline` and
+    `empty_state` are the messages it publishes itself (status, and the state that replaces a
+    crashed run's retained faces)."""
+
+    def __init__(self, section: MqttSection, prefix: str, password: str | None, online: dict,
+                 offline: dict, empty_state: dict) -> None:
+        self.section = section
+        self.name = "MQTT"
+        self.prefix = prefix
+        self.password = password
+        self.host, self.port, _ = broker_address(section.url)
         self.where = f"{self.host}:{self.port}"
         self._online, self._offline = online, offline
-        self._queue_size = m.queue_size
-        self._window = min(MAX_WINDOW, max(1, m.queue_size // 2))
-        self._keepalive = m.keepalive_s
-        client_id = m.client_id or f"edge-emotion-{config.device_id}-{online['boot_id'][:8]}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-        self.client.will_set(self.topic("status"), _dumps(offline), qos=1, retain=True)
-        if m.username:
-            self.client.username_pw_set(m.username, config.password)
-        if tls or m.tls_ca:
-            self.client.tls_set(ca_certs=m.tls_ca or None, certfile=m.tls_cert or None,
-                                keyfile=m.tls_key or None)
-        self.client.reconnect_delay_set(m.reconnect_min_s, m.reconnect_max_s)
-        self.client.max_inflight_messages_set(self._window + 4)
-        self.client.on_connect = self._on_connect
-        self.client.on_connect_fail = self._on_connect_fail
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
-        self.client.on_message = self._on_message
+        self._queue_size = section.queue_size
+        self._window = min(MAX_WINDOW, max(1, section.queue_size // 2))
+        self._tls = tls_context(section)
+        self.protocol = mqtt.MQTTv5
+        self.client = self._new_client()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         # Owned by the sender thread; others only read the counters.
         self._pending: deque[str] = deque()
-        self._in_flight: set[int] = set()
-        self._latest: dict[str, str] = {}
-        self._dirty: set[str] = set()
+        self._in_flight: dict[int, str] = {}  # mid -> topic
+        self._latest: dict[str, str] = {"state": _dumps(empty_state)}
+        self._dirty: set[str] = {"state"}  # a crash leaves its last faces retained: replace them
         self._connected = False
         self._draining_old = False
         self._down_since: float | None = time.monotonic()
+        self._connect_asked = time.monotonic()
         self._stopping_at: float | None = None
         self._warned_down = False
+        self._denied_topics: set[str] = set()
         self.queue_depth = 0
         self.dropped = 0
+        self.denied = 0
         self.delivered = 0
         self.ever_connected = False
         self._sender = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
+
+    def _new_client(self) -> mqtt.Client:
+        m = self.section
+        client_id = m.client_id or f"edge-emotion-{self._online['device_id']}-{self._online['boot_id'][:8]}"
+        if self.protocol == mqtt.MQTTv5:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        else:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                 protocol=mqtt.MQTTv311, clean_session=True)
+        client.will_set(self.topic("status"), _dumps(self._offline), qos=1, retain=True)
+        if m.username:
+            client.username_pw_set(m.username, self.password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        client.reconnect_delay_set(m.reconnect_min_s, m.reconnect_max_s)
+        client.max_inflight_messages_set(self._window + 4)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
 
     def topic(self, name: str) -> str:
         return self.prefix + name
 
     def start(self) -> None:
-        log.info("connecting to broker %s, topics under %s", self.where, self.prefix)
-        self.client.connect_async(self.host, self.port, keepalive=self._keepalive)
-        self.client.loop_start()
+        log.info("connecting to broker %s (MQTT 5), topics under %s", self.where, self.prefix)
+        self._connect()
         self._sender.start()
+
+    def _connect(self) -> None:
+        self._connect_asked = time.monotonic()
+        keepalive = self.section.keepalive_s
+        if self.protocol == mqtt.MQTTv5:
+            self.client.connect_async(self.host, self.port, keepalive=keepalive, clean_start=True)
+        else:
+            self.client.connect_async(self.host, self.port, keepalive=keepalive)
+        self.client.loop_start()
+
+    def health(self) -> SinkHealth:
+        return SinkHealth(self.queue_depth, self.dropped, self.denied)
 
     # The pipeline's side: never blocks.
     def publish_event(self, event: dict) -> None:
@@ -109,6 +184,8 @@ class MqttPublisher:
 
     def close(self, timeout: float) -> None:
         """Deliver what can be delivered within `timeout`, publish `offline`, disconnect."""
+        if self._sender.ident is None:  # never started: nothing was sent, nothing to say goodbye to
+            return
         self._inbox.put(("stop", time.monotonic() + timeout))
         self._sender.join(timeout + 5.0)
         self.client.loop_stop()
@@ -119,7 +196,7 @@ class MqttPublisher:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
-            self._inbox.put(("refused", str(reason_code)))
+            self._inbox.put(("refused", str(reason_code), reason_code.value))
         else:
             self._inbox.put(("connected",))
 
@@ -132,7 +209,7 @@ class MqttPublisher:
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode,
                     properties: Properties | None) -> None:
-        self._inbox.put(("ack", mid))
+        self._inbox.put(("ack", mid, str(reason_code) if reason_code.is_failure else ""))
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if not message.retain:  # a live will, not the retained value every subscriber gets first
@@ -149,6 +226,7 @@ class MqttPublisher:
                 pass
             self._trim()
             self._send()
+            self._check_silent_broker()
             self.queue_depth = len(self._pending) + len(self._in_flight)
             stop = self._stopping_at
             if stop is not None and (self.queue_depth == 0 or time.monotonic() >= stop):
@@ -163,9 +241,12 @@ class MqttPublisher:
             self._latest[item[1]] = item[2]
             self._dirty.add(item[1])
         elif kind == "ack":
-            if item[1] in self._in_flight:
-                self._in_flight.discard(item[1])
-                self.delivered += 1
+            topic = self._in_flight.pop(item[1], None)
+            if topic is not None:
+                if item[2]:
+                    self._refused_publish(topic, item[2])
+                else:
+                    self.delivered += 1
                 self._draining_old = self._draining_old and bool(self._in_flight)
         elif kind == "connected":
             self._connected_now()
@@ -178,14 +259,56 @@ class MqttPublisher:
                 log.warning("lost the broker %s (%s); %d events waiting, reconnecting with backoff",
                             self.where, item[1], len(self._pending) + len(self._in_flight))
         elif kind == "unreachable":
-            self._log_down(f"broker {self.where} unreachable")
+            if not self._warned_down:
+                why = probe(self.host, self.port, self._tls)
+                self._log_down(f"broker {self.where} unreachable" + (f": {why}" if why else ""))
         elif kind == "refused":
+            if item[2] == UNSUPPORTED_PROTOCOL and self.protocol == mqtt.MQTTv5:
+                self._fall_back_to_311()
+                return
             self._log_down(f"broker {self.where} refused the connection ({item[1]}); check mqtt.username, "
-                           "the password and the broker's ACL")
+                           "the password (mqtt.password_file) and the broker's ACL")
         elif kind == "status_seen":
             self._status_seen(item[1])
         elif kind == "stop":
             self._stopping_at = item[1]
+
+    def _fall_back_to_311(self) -> None:
+        log.warning("broker %s does not answer MQTT 5; using MQTT 3.1.1 (a publish its ACL refuses then "
+                    "goes unnoticed)", self.where)
+        self.client.loop_stop()
+        self.client.disconnect()
+        self.protocol = mqtt.MQTTv311
+        self.client = self._new_client()
+        self._connect()
+
+    def _refused_publish(self, topic: str, reason: str) -> None:
+        """An MQTT 5 broker refused a publish (its ACL): counted, and said once per topic."""
+        self.denied += 1
+        if topic not in self._denied_topics:
+            self._denied_topics.add(topic)
+            who = f"user {self.section.username!r}" if self.section.username else "anonymous clients"
+            log.error("broker %s refused a message on %s (%s): the broker's ACL does not let %s publish "
+                      "there; such messages are counted as denied in stats, not delivered", self.where,
+                      topic, reason, who)
+
+    def _check_silent_broker(self) -> None:
+        """A port that accepts TCP but never answers CONNECT (not an MQTT broker, or a TLS port
+        given as mqtt://) leaves paho waiting without a callback: say so once."""
+        if self.ever_connected:
+            return
+        waited = time.monotonic() - self._connect_asked
+        if self.protocol == mqtt.MQTTv5 and waited >= PROTOCOL_ANSWER_S:
+            # Some brokers (amqtt, old ones) neither answer nor refuse an MQTT 5 CONNECT.
+            self._fall_back_to_311()
+            return
+        if self._warned_down or waited < self.section.connect_timeout_s or self._stopping_at is not None:
+            return
+        why = probe(self.host, self.port, self._tls) or (
+            f"it accepts TCP connections but has not answered the MQTT CONNECT in "
+            f"{self.section.connect_timeout_s:g} s (mqtt.connect_timeout_s): "
+            "is it an MQTT broker, and is it a TLS port given as mqtt:// (use mqtts://)?")
+        self._log_down(f"broker {self.where} not answering: {why}")
 
     def _connected_now(self) -> None:
         outage = time.monotonic() - self._down_since if self._down_since is not None else 0.0
@@ -238,7 +361,7 @@ class MqttPublisher:
                 return
             # Any other outcome leaves the message with paho, which sends it (again) on reconnect.
             self._pending.popleft()
-            self._in_flight.add(info.mid)
+            self._in_flight[info.mid] = self.topic("events")
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._draining_old = True
                 return

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from device.config import TrackerSection
 from device.vision.box_geometry import Box, crop, expand_and_clip, iou, scale_box
 
 
@@ -52,12 +53,11 @@ def match_boxes(tracked: list[Box], detected: list[Box],
 
 
 class FaceTracker:
-    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 2, follow: bool = True,
-                 follow_min_score: float = 0.5) -> None:
-        self.iou_threshold = iou_threshold
-        self.max_missed = max_missed
-        self.follow_enabled = follow
-        self.follow_min_score = follow_min_score
+    def __init__(self, section: TrackerSection) -> None:
+        self.iou_threshold = section.iou_threshold
+        self.max_missed = section.max_missed
+        self.follow_enabled = section.follow
+        self.follow_min_score = section.follow_min_score
         self.tracks: list[Track] = []
         self._next_id = 1
 

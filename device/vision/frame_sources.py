@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import glob
 import importlib
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,12 +185,16 @@ class Picamera2Source:
         self._last_ns: int | None = None
 
     def read(self) -> Frame:
-        request = self._camera.capture_request()
         try:
-            yuv = request.make_array("main")
-            metadata = request.get_metadata()
-        finally:
-            request.release()
+            request = self._camera.capture_request()
+            try:
+                yuv = request.make_array("main")
+                metadata = request.get_metadata()
+            finally:
+                request.release()
+        except (RuntimeError, OSError, KeyError, ValueError) as exc:
+            raise SourceError(f"the Raspberry Pi camera stopped delivering frames ({exc}); check the ribbon "
+                              "cable and `rpicam-hello --list-cameras`") from None
         stamp = int(metadata["SensorTimestamp"])
         if self._last_ns is not None and metadata.get("FrameDuration"):
             period_ns = 1000 * int(metadata["FrameDuration"])
@@ -205,6 +211,57 @@ class Picamera2Source:
         self._camera.close()
 
 
+class DeadlineSource:
+    """A live source whose reads must return within `timeout_s`.
+
+    A camera can hang inside its driver (a loose ribbon cable, a USB webcam unplugged mid-read)
+    and neither picamera2 nor OpenCV gives up by itself. Reads happen on a daemon thread; a read
+    that takes longer becomes a SourceError, the same path as any other capture failure (exit 1,
+    the service manager restarts the daemon), and the stuck thread cannot keep the process alive.
+    """
+
+    def __init__(self, source: FrameSource, timeout_s: float) -> None:
+        self.source = source
+        self.timeout_s = timeout_s
+        self.description, self.live, self.fps = source.description, source.live, source.fps
+        self._requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Frame | None, BaseException | None]] = queue.SimpleQueue()
+        self._stuck = False
+        threading.Thread(target=self._serve, name="capture", daemon=True).start()
+
+    @property
+    def dropped(self) -> int:
+        return self.source.dropped
+
+    def _serve(self) -> None:
+        while self._requests.get():
+            try:
+                self._results.put((self.source.read(), None))
+            except BaseException as exc:  # handed to the frame loop, which knows what to do
+                self._results.put((None, exc))
+
+    def read(self) -> Frame | None:
+        self._requests.put(True)
+        try:
+            frame, error = self._results.get(timeout=self.timeout_s)
+        except queue.Empty:
+            self._stuck = True
+            raise SourceError(f"{self.description} delivered no frame for {self.timeout_s:g} s "
+                              "(source.timeout_s); the camera or its driver has hung") from None
+        if error is not None:
+            raise error
+        return frame
+
+    def close(self) -> None:
+        self._requests.put(False)
+        if self._stuck:  # closing a hung camera may hang too: give it a moment, then let go
+            closer = threading.Thread(target=self.source.close, name="capture-close", daemon=True)
+            closer.start()
+            closer.join(2.0)
+        else:
+            self.source.close()
+
+
 def open_source(section: SourceSection) -> FrameSource:
     """Pick the source from `kind`, or from what `uri` looks like when kind is "auto"."""
     kind, uri = section.kind, section.uri
@@ -216,7 +273,9 @@ def open_source(section: SourceSection) -> FrameSource:
         else:
             kind = "opencv"
     if kind == "picamera2":
-        return Picamera2Source(section.width, section.height, section.fps)
-    if kind == "images":
-        return ImageSequenceSource(uri, section.fps)
-    return OpenCVSource(uri, section.width, section.height, section.fps)
+        source: FrameSource = Picamera2Source(section.width, section.height, section.fps)
+    elif kind == "images":
+        source = ImageSequenceSource(uri, section.fps)
+    else:
+        source = OpenCVSource(uri, section.width, section.height, section.fps)
+    return DeadlineSource(source, section.timeout_s) if source.live else source

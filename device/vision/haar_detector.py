@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.config import DetectorSection
 from device.errors import DetectorError
 from device.vision.box_geometry import Box, scale_box
 
@@ -24,17 +25,16 @@ def default_cascade_path() -> Path:
 
 
 class HaarDetector:
-    def __init__(self, cascade: str = "", detect_width: int = 320, scale_factor: float = 1.2,
-                 min_neighbors: int = 5, min_size: int = 32) -> None:
-        path = Path(cascade) if cascade else default_cascade_path()
+    def __init__(self, section: DetectorSection) -> None:
+        path = Path(section.cascade) if section.cascade else default_cascade_path()
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise DetectorError(f"Haar cascade {path} cannot be loaded; reinstall opencv-python-headless<5 "
                                 "or point detector.cascade at a cascade XML")
-        self.detect_width = detect_width
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size = min_size
+        self.detect_width = section.detect_width
+        self.scale_factor = section.scale_factor
+        self.min_neighbors = section.min_neighbors
+        self.min_size = section.min_size
 
     def downscale(self, grey: np.ndarray) -> tuple[np.ndarray, float]:
         """The frame at detection resolution and the factor that maps its boxes back to full size."""

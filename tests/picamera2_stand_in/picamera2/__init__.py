@@ -10,11 +10,15 @@ real camera where the daemon depends on it:
 
 Frames come from the .npy file (N, H, W) named by PICAMERA2_STAND_IN_CLIP, else `FRAMES`, else a
 moving gradient; PICAMERA2_STAND_IN_CAMERAS=0 (or `CAMERAS = 0`) emulates a Pi with no camera.
+Faults a real camera shows: PICAMERA2_STAND_IN_HANG_AFTER=N makes the capture after N frames
+never return (a loose ribbon cable), PICAMERA2_STAND_IN_FAIL_AFTER=N makes it raise as libcamera
+does when the camera disappears.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -88,6 +92,10 @@ class Picamera2:
 
     def capture_request(self) -> _Request:
         assert self.started, "start() before capture_request()"
+        if self._frame >= int(os.environ.get("PICAMERA2_STAND_IN_HANG_AFTER", "-1")) >= 0:
+            threading.Event().wait()
+        if self._frame >= int(os.environ.get("PICAMERA2_STAND_IN_FAIL_AFTER", "-1")) >= 0:
+            raise RuntimeError("Camera frontend has timed out!")
         while self._frame in SKIPPED:
             self._frame += 1
         width, height = self.config["main"]["size"]
