@@ -10,9 +10,9 @@ USAGE ?= PublicTest
 ACTORS ?= 17-20
 FLIP_TTA ?= 0
 RUNS ?= runs
-APT_PACKAGES := mosquitto portaudio19-dev espeak-ng libsndfile1
+APT_PACKAGES := mosquitto portaudio19-dev espeak-ng libsndfile1 chromium chromium-driver
 
-.PHONY: help install system-deps test lint train train-face train-voice quantize evaluate bench demo clean
+.PHONY: help install system-deps test lint train train-face train-voice quantize evaluate bench bench-dashboard demo clean
 
 help:
 	@echo "make install   create .venv and install everything (idempotent)"
@@ -22,6 +22,7 @@ help:
 	@echo "make quantize  rebuild the int8 .tflite models and cards in models/ from models/keras/"
 	@echo "make evaluate  MODEL=<.tflite|.keras> DATA=<csv|folder> USAGE=PublicTest [FLIP_TTA=1] (voice: ACTORS=17-20)"
 	@echo "make bench     latency, accuracy and pipeline figures, last line one JSON object"
+	@echo "make bench-dashboard  50 simulated devices x 10 events/s for 60 s into the dashboard, last line JSON"
 	@echo "make lint      ruff"
 
 install: .venv/.installed
@@ -30,7 +31,7 @@ install: .venv/.installed
 	@$(MAKE) --no-print-directory system-deps
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PY) -m pip install -q -e ".[train,dev,dashboard]"
 	@$(PY) -m pip install -q -e ".[audio]" \
 	  || echo "note: pyaudio did not build (apt install portaudio19-dev); live microphone off, audio files still work"
 	touch $@
@@ -107,6 +108,7 @@ quantize: install
 	@if [ -f models/keras/voice_cnn.keras ]; then \
 	  $(PY) -m converters.quantize --keras models/keras/voice_cnn.keras --data $(RAVDESS) --name voice_cnn \
 	    --max-drop 1.5 --training-info models/keras/voice_cnn.training.json; fi
+	$(PY) -m converters.golden_outputs
 
 evaluate: install
 	$(PY) -m training.evaluate --model $(MODEL) --data $(DATA) --usage $(USAGE) --actors $(ACTORS) \
@@ -114,6 +116,10 @@ evaluate: install
 
 bench: install
 	$(PY) -m benchmarks --shared $(SHARED)
+
+# The dashboard under a fleet's load: mosquitto on loopback, 50 simulated devices x 10 events/s for 60 s.
+bench-dashboard: install
+	$(PY) -m dashboard.load_bench --devices 50 --rate 10 --seconds 60
 
 demo: install
 	$(PY) -m demo

@@ -13,7 +13,6 @@ accuracy points.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
@@ -27,28 +26,15 @@ import numpy as np
 
 from converters.model_card import build_card, write_card
 from device.runtime.labels import FACE_LABELS
+from device.runtime.native_output import native_output_to_debug_log
 from device.runtime.tflite_model import ModelLoadError
 from training.calibration import face_calibration, voice_calibration
 from training.data_errors import DataError
-from training.evaluate import evaluate, keras_model_kind, model_kind
+from training.evaluate import evaluate, keras_model_kind
 
 FACE_PREPROCESSING = ("grey crop -> resize to 48x48 (INTER_AREA) -> cv2.equalizeHist -> raw pixels "
                       "0..255 into the model (normalisation is inside the model; int8 input = pixel "
                       "quantized with the input scale/zero point, via a 256-entry lookup table)")
-
-
-@contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """TFLite conversion dumps 'Saved artifact' noise on fd 1; keep it out of the user's output."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
 
 
 def convert(model, calibration: np.ndarray | None) -> bytes:
@@ -66,7 +52,7 @@ def convert(model, calibration: np.ndarray | None) -> bytes:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with quiet_stdout():
+    with native_output_to_debug_log("the TFLite converter", fd=1):
         return short_tensor_names(converter.convert())
 
 
@@ -93,17 +79,17 @@ def short_tensor_names(flatbuffer: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def verify(float_path: Path, int8_path: Path, args: argparse.Namespace) -> dict:
+def verify(float_path: Path, int8_path: Path, args: argparse.Namespace, kind: str) -> dict:
     """Evaluate both files on the same data with the device's code; compare."""
     results, predictions = {}, {}
     for variant, path in (("float32", float_path), ("int8", int8_path)):
-        _, probs, report = evaluate(path, args.data, args.val_usage, args.val_actors)
+        _, probs, report = evaluate(path, args.data, args.val_usage, args.val_actors, kind=kind)
         results[variant] = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
         predictions[variant] = probs.argmax(axis=1)
-    voice = model_kind(int8_path) == "voice"
+    voice = kind == "voice"
     if not voice:
         # What the device scores with `face.flip_tta = true`: the int8 model on the face and its mirror.
-        _, _, report = evaluate(int8_path, args.data, args.val_usage, flip_tta=True)
+        _, _, report = evaluate(int8_path, args.data, args.val_usage, flip_tta=True, kind=kind)
         results["int8_flip"] = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
     drop = 100 * (results["float32"]["accuracy"] - results["int8"]["accuracy"])
     return {
@@ -121,8 +107,8 @@ def quantize(args: argparse.Namespace) -> dict:
     if not keras_path.is_file():
         raise DataError(f"{keras_path}: no trained checkpoint; run `make train` first")
     model = keras.models.load_model(keras_path)
-    voice = keras_model_kind(model) == "voice"
-    if voice:
+    kind = keras_model_kind(model)
+    if kind == "voice":
         calibration = voice_calibration(args.data, args.train_actors, args.calibration, args.seed)
         labels, preprocessing = model_labels_voice()
     else:
@@ -134,13 +120,13 @@ def quantize(args: argparse.Namespace) -> dict:
     int8_path = out_dir / f"{args.name}_int8.tflite"
     float_path.write_bytes(convert(model, None))
     int8_path.write_bytes(convert(model, calibration))
-    metrics = verify(float_path, int8_path, args)
+    metrics = verify(float_path, int8_path, args, kind)
     metrics["command"] = "python -m converters.quantize " + shlex.join(sys.argv[1:])
     training = read_training_info(args.training_info)
     for path in (float_path, int8_path):
         card = build_card(path, architecture=model.name, parameters=int(model.count_params()),
                           labels=labels, preprocessing=preprocessing, training=training,
-                          metrics=metrics, kind="voice" if voice else "face")
+                          metrics=metrics, kind=kind)
         write_card(card, path)
     return metrics
 

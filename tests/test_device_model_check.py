@@ -113,8 +113,8 @@ def test_voice_model_is_checked_against_its_card_at_start_up(tmp_path: Path, fac
     if not shipped.is_file():
         pytest.skip("the shipped voice model is not in this checkout")
     voice = Path(shutil.copy(shipped, tmp_path / "voice.tflite"))
-    # the face card beside the voice model: wrong kind, shape and labels
-    shutil.copy(face_model.with_suffix(".json"), tmp_path / "voice.json")
+    # the face card beside the voice model, edited to claim its bytes: wrong kind, shape and labels
+    card_claiming(voice, face_model.with_suffix(".json"), tmp_path / "voice.json")
     audio = tmp_path / "talk.wav"
     audio.write_bytes(b"RIFF")  # never opened: the card check comes first
     result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--no-mqtt",

@@ -16,6 +16,7 @@ import pytest
 
 from demo.local_broker import AmqttBroker
 from device.config import load_config
+from device.sinks.event_sink import SinkHealth
 from device.sinks.mqtt_publisher import MqttPublisher
 from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
 from tests.mosquitto_broker import MosquittoBroker, Subscriber
@@ -204,7 +205,7 @@ def test_publisher_queue_is_bounded_drops_oldest_and_delivers_in_order(tmp_path:
         publisher.close(timeout=5)
         sub.close()
         assert [e["seq"] for e in sub.on("/events")][:10] == list(range(16, 26))
-        assert publisher.queue_depth == 0 and publisher.delivered == 10
+        assert publisher.health() == SinkHealth(queue_depth=0, dropped=15, denied=0)
     finally:
         broker.stop()
 

@@ -64,11 +64,12 @@ def model_kind(model_path: Path) -> str:
 
 
 def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str = "17-20",
-             flip_tta: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Return (true labels, probabilities, report) for a face or voice model on `data`."""
+             flip_tta: bool = False, kind: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Return (true labels, probabilities, report) for a face or voice model on `data`; `kind` when
+    the caller knows it (a freshly converted file has no card yet), else the model says."""
     if not model_path.is_file():
         raise DataError(f"{model_path}: model file not found")
-    if model_kind(model_path) == "voice":
+    if (kind or model_kind(model_path)) == "voice":
         from training.voice_evaluation import voice_clip_predictions
 
         y_true, probs, labels = voice_clip_predictions(model_path, data, actors)

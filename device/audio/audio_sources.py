@@ -18,7 +18,7 @@ import numpy as np
 from device.audio.log_mel import SAMPLE_RATE
 from device.audio.resample import resample
 from device.errors import AudioSourceError
-from device.runtime.native_output import native_stderr_to_debug_log
+from device.runtime.native_output import native_output_to_debug_log
 
 
 class RingBuffer:
@@ -209,7 +209,7 @@ class PyAudioSource:
         return None, self._pyaudio.paContinue
 
     def start(self) -> None:
-        with native_stderr_to_debug_log("PortAudio probing the sound devices"):
+        with native_output_to_debug_log("PortAudio probing the sound devices"):
             self._pa = self._pyaudio.PyAudio()
         try:
             index = find_input_device(self._pa, self.device)

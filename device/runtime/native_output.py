@@ -18,19 +18,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 log = logging.getLogger("edge-emotion.native")
-_lock = threading.Lock()  # descriptor 2 is process-wide: one redirection at a time
+_lock = threading.Lock()  # descriptors are process-wide: one redirection at a time
 
 
 @contextmanager
-def native_stderr_to_debug_log(what: str) -> Iterator[None]:
+def native_output_to_debug_log(what: str, fd: int = 2) -> Iterator[None]:
+    """Descriptor `fd` (2: stderr, 1: stdout) goes to the debug log for the duration."""
     with _lock, tempfile.TemporaryFile() as capture:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(capture.fileno(), 2)
+        (sys.stdout if fd == 1 else sys.stderr).flush()
+        saved = os.dup(fd)
+        os.dup2(capture.fileno(), fd)
         try:
             yield
         finally:
-            os.dup2(saved, 2)
+            os.dup2(saved, fd)
             os.close(saved)
             capture.seek(0)
             text = capture.read().decode("utf-8", "replace").strip()

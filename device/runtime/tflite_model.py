@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import ModelLoadError
-from device.runtime.native_output import native_stderr_to_debug_log
+from device.runtime.native_output import native_output_to_debug_log
 from device.vision.preprocessing import dequantize
 
 _RUNTIMES = (
@@ -59,7 +59,7 @@ class TFLiteModel:
             raise ModelLoadError(f"model file {self.path} does not exist")
         cls, self.runtime = interpreter_class()
         try:
-            with native_stderr_to_debug_log(f"the TFLite runtime loading {self.path}"):
+            with native_output_to_debug_log(f"the TFLite runtime loading {self.path}"):
                 self._interpreter = cls(model_path=str(self.path), num_threads=num_threads)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:

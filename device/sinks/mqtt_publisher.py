@@ -126,7 +126,6 @@ class MqttPublisher:
         self.queue_depth = 0
         self.dropped = 0
         self.denied = 0
-        self.delivered = 0
         self.ever_connected = False
         self._sender = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
 
@@ -245,8 +244,6 @@ class MqttPublisher:
             if topic is not None:
                 if item[2]:
                     self._refused_publish(topic, item[2])
-                else:
-                    self.delivered += 1
                 self._draining_old = self._draining_old and bool(self._in_flight)
         elif kind == "connected":
             self._connected_now()

@@ -51,6 +51,3 @@ class HaarDetector:
                                                minNeighbors=self.min_neighbors,
                                                minSize=(self.min_size, self.min_size))
         return [scale_box(Box(*map(int, b)), factor) for b in found]
-
-    def detect(self, grey: np.ndarray) -> list[Box]:
-        return self.detect_small(*self.downscale(grey))
