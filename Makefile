@@ -12,7 +12,11 @@ FLIP_TTA ?= 0
 RUNS ?= runs
 APT_PACKAGES := mosquitto portaudio19-dev espeak-ng libsndfile1 chromium chromium-driver
 
-.PHONY: help install system-deps test lint train train-face train-voice quantize evaluate bench bench-dashboard demo clean
+PREFIX ?= /opt/edge-emotion
+ETC ?= /etc/edge-emotion
+UNIT_DIR ?= /etc/systemd/system
+
+.PHONY: install-service uninstall-service help install system-deps test lint train train-face train-voice quantize evaluate bench bench-dashboard demo clean
 
 help:
 	@echo "make install   create .venv and install everything (idempotent)"
@@ -24,6 +28,8 @@ help:
 	@echo "make bench     latency, accuracy and pipeline figures, last line one JSON object"
 	@echo "make bench-dashboard  50 simulated devices x 10 events/s for 60 s into the dashboard, last line JSON"
 	@echo "make lint      ruff"
+	@echo "make install-service    (root) the daemon as a systemd service: $(PREFIX), $(ETC), the unit"
+	@echo "make uninstall-service  (root) remove the service and $(PREFIX); keeps $(ETC)"
 
 install: .venv/.installed
 
@@ -126,3 +132,35 @@ demo: install
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache
+
+# The daemon as a service on a Pi: a venv under $(PREFIX) with the device's dependencies only (it
+# sees the system's picamera2 where Raspberry Pi OS installed python3-picamera2), the int8 models,
+# the unit, the example config and a 0600 file for the MQTT password (handed over with
+# LoadCredential=). Idempotent: re-running updates the code and the unit and keeps the config and
+# the password. PREFIX, ETC and UNIT_DIR can point elsewhere (the tests install into a folder).
+install-service:
+	@[ "$$(id -u)" = 0 ] || { echo "make install-service needs root: sudo make install-service"; exit 2; }
+	mkdir -p $(PREFIX)/models $(ETC)
+	@if [ ! -x $(PREFIX)/venv/bin/python ]; then \
+	  if python3 -c "import picamera2" 2>/dev/null; then site=--system-site-packages; else site=; fi; \
+	  echo "python3 -m venv $$site $(PREFIX)/venv"; python3 -m venv $$site $(PREFIX)/venv; fi
+	$(PREFIX)/venv/bin/python -m pip install -q --upgrade .
+	install -m 0644 models/*_int8.tflite models/*_int8.json models/fusion_bel.json $(PREFIX)/models/
+	@[ -f $(ETC)/edge-emotion.toml ] || install -m 0644 device/example.toml $(ETC)/edge-emotion.toml
+	@[ -f $(ETC)/mqtt-password ] || install -m 0600 /dev/null $(ETC)/mqtt-password
+	sed -e 's#/opt/edge-emotion#$(PREFIX)#g' -e 's#/etc/edge-emotion#$(ETC)#g' \
+	  systemd/edge-emotion.service > $(UNIT_DIR)/edge-emotion.service
+	@if [ -d /run/systemd/system ] && [ "$(UNIT_DIR)" = /etc/systemd/system ]; then \
+	  systemctl daemon-reload && systemctl enable edge-emotion; fi
+	@echo "installed. Next: edit $(ETC)/edge-emotion.toml ([mqtt] url, [device] id), put the MQTT password"
+	@echo "in $(ETC)/mqtt-password if the broker wants one, then: sudo systemctl restart edge-emotion"
+
+uninstall-service:
+	@[ "$$(id -u)" = 0 ] || { echo "make uninstall-service needs root: sudo make uninstall-service"; exit 2; }
+	@if [ -d /run/systemd/system ] && [ "$(UNIT_DIR)" = /etc/systemd/system ]; then \
+	  systemctl disable --now edge-emotion 2>/dev/null || true; fi
+	rm -f $(UNIT_DIR)/edge-emotion.service
+	rm -rf $(PREFIX)/venv $(PREFIX)/models
+	rmdir $(PREFIX) 2>/dev/null || true
+	@if [ -d /run/systemd/system ] && [ "$(UNIT_DIR)" = /etc/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "removed the service; $(ETC) (config and MQTT password) is kept: rm -r $(ETC) to remove it too"

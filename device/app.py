@@ -36,6 +36,7 @@ from device.pipeline_stats import peak_rss_mb
 from device.runtime.labels import FACE_LABELS
 from device.runtime.model_card_check import check_model_card
 from device.runtime.voice_labels import VOICE_LABELS
+from device.service_notify import ServiceNotifier
 from device.sinks.event_sink import EventSink
 from device.sinks.jsonl_sink import JsonLinesSink
 from device.sinks.mqtt_publisher import MqttPublisher
@@ -142,7 +143,8 @@ class App:
                  identity.version, classifier.model.runtime, classifier.model.input.shape,
                  classifier.model.input.dtype.name, source.description, "live" if source.live else "file",
                  source.fps)
-        return cls(Pipeline(config, source, detector, tracker, classifier, messages, sinks, voice))
+        return cls(Pipeline(config, source, detector, tracker, classifier, messages, sinks, voice,
+                            ServiceNotifier()))
 
     def start(self) -> None:
         for sink in self.pipeline.sinks:
@@ -169,11 +171,13 @@ class App:
         """Capture, audio, then each sink with the flush timeout (MQTT last, so `offline` always goes
         out). Returns False when any part failed to close (logged); the rest still closed."""
         pipeline = self.pipeline
+        pipeline.notifier.stopping()
         closers: list[tuple[str, Callable[[], None]]] = [("capture", pipeline.source.close)]
         if pipeline.voice is not None:
             closers.append(("audio", pipeline.voice.provider.stop))
         for sink in sorted(pipeline.sinks, key=lambda sink: isinstance(sink, MqttPublisher)):
             closers.append((sink.name, partial(sink.close, self.config.mqtt.flush_timeout_s)))
+        closers.append(("the systemd notification socket", pipeline.notifier.close))
         return close_in_order(closers)
 
     def log_summary(self, result: RunResult) -> None:

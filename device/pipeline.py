@@ -36,6 +36,7 @@ from device.events.emotion_events import (
 from device.events.emotion_smoother import TrackEmotion
 from device.fusion.speaker_fusion import SpeakerFusion, likely_speaker
 from device.pipeline_stats import PipelineStats, cpu_temperature_c, rss_mb
+from device.service_notify import ServiceNotifier
 from device.sinks.event_sink import EventSink, SinkHealth
 from device.vision.box_geometry import crop, expand_and_clip
 from device.vision.face_classifier import FaceClassifier
@@ -73,7 +74,7 @@ class HeardVoice:
 class Pipeline:
     def __init__(self, config: Config, source: FrameSource, detector: HaarDetector, tracker: FaceTracker,
                  classifier: FaceClassifier, messages: MessageFactory, sinks: list[EventSink],
-                 voice: VoiceInput | None = None) -> None:
+                 voice: VoiceInput | None = None, notifier: ServiceNotifier | None = None) -> None:
         self.config = config
         self.source = source
         self.detector = detector
@@ -82,6 +83,7 @@ class Pipeline:
         self.messages = messages
         self.sinks = sinks
         self.voice = voice
+        self.notifier = notifier or ServiceNotifier({})
         self.stop = threading.Event()
         self.stats = PipelineStats()
         self.reports: dict[int, ReportedTrack] = {}
@@ -109,12 +111,19 @@ class Pipeline:
             if pace:
                 time.sleep(max(0.0, wall_start + frame.media_time_s - time.monotonic()))
             self.process(frame)
+            self.notifier.frame_done(self._status_line())
             if time.monotonic() >= next_stats:
                 next_stats += cfg.mqtt.stats_every_s
                 self._send_stats()
         self._deliver(self._end_events(self.tracker.end_all(), self._frame_meta.get("media_time_s", 0.0)))
         self._send_stats()
         return self.summary()
+
+    def _status_line(self) -> str:
+        """`systemctl status` shows this: is it seeing, how fast, how many faces."""
+        elapsed = max(time.monotonic() - self.stats.started, 1e-9)
+        return (f"{self.stats.frames / elapsed:.1f} fps, {len(self.tracker.tracks)} face(s), "
+                f"{sum(self.event_counts.values())} events")
 
     def process(self, frame: Frame) -> None:
         cfg = self.config
