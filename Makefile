@@ -125,7 +125,7 @@ bench: install
 
 # The dashboard under a fleet's load: mosquitto on loopback, 50 simulated devices x 10 events/s for 60 s.
 bench-dashboard: install
-	$(PY) -m dashboard.load_bench --devices 50 --rate 10 --seconds 60
+	$(PY) -m benchmarks.dashboard_load --devices 50 --rate 10 --seconds 60
 
 demo: install
 	$(PY) -m demo

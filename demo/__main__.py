@@ -6,12 +6,16 @@ installed (else amqtt, in-process), both on 127.0.0.1 only, and the daemon runs 
 Pi (`python -m device`), paced in real time. When espeak-ng is installed the clip also gets a
 spoken sound track (`--audio-file`), so events carry `voice` and the speaker's `fused`; without it
 the demo runs on faces alone. Every message the subscriber gets is printed as one line; the first
-event, and the first with `fused`, are also shown in full. Takes about 15 seconds.
+event, and the first with `fused`, are also shown in full. The dashboard (`python -m dashboard`)
+runs on the same broker and its URL is printed first; it stays up for `--linger` seconds (30)
+after the clip so a newcomer can look at the page. Takes about 45 seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -24,6 +28,7 @@ import paho.mqtt.client as mqtt
 
 from demo.clip import frames, write_speech, write_video
 from demo.local_broker import LOOPBACK, start_local_broker
+from demo.local_dashboard import DashboardProcess
 from device.config import DEFAULT_FACE_MODEL
 
 DEVICE_ID = "demo-pi"
@@ -94,10 +99,28 @@ class Printer:
         self.client.disconnect()
 
 
+def start_dashboard(broker_url: str, workdir: Path, port: int) -> DashboardProcess | None:
+    """The live page on the demo broker; the demo goes on without it (one line says why)."""
+    if importlib.util.find_spec("aiohttp") is None:
+        print("demo: no dashboard (aiohttp is missing: make install)", flush=True)
+        return None
+    try:
+        dashboard = DashboardProcess(broker_url, workdir / "dashboard.sqlite3", workdir / "dashboard.log",
+                                     port=port).start()
+    except RuntimeError as exc:
+        print(f"demo: no dashboard ({str(exc).splitlines()[-1]})", flush=True)
+        return None
+    print(f"demo: dashboard on {dashboard.url} (open it in a browser)", flush=True)
+    return dashboard
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_FACE_MODEL, help="face model .tflite (card beside it)")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of the demo clip")
+    parser.add_argument("--linger", type=float, default=30.0,
+                        help="keep the dashboard up this many seconds after the clip (0: stop at once)")
+    parser.add_argument("--dashboard-port", type=int, default=8080, help="the dashboard's port on 127.0.0.1")
     args = parser.parse_args(argv)
     if not Path(args.model).is_file():
         print(f"demo: face model {args.model} is missing; build it with `make train quantize` or pass "
@@ -113,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{fps:.0f} fps, {'espeak-ng speech' if speech else 'silent: no espeak-ng'}); subscriber on "
               f"edge-emotion/{DEVICE_ID}/#", flush=True)
         printer = Printer(broker.port, f"edge-emotion/{DEVICE_ID}/")
+        dashboard = start_dashboard(broker.url, Path(tmp), args.dashboard_port)
         try:
             printer.subscribed.wait(10)
             started = time.monotonic()
@@ -121,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                  "--broker", broker.url, "--device-id", DEVICE_ID, "--set", "mqtt.stats_every_s=4",
                  "--set", "events.heartbeat_s=5", *sound], check=False)
             printer.offline.wait(5)
+            if dashboard is not None and args.linger > 0:
+                print(f"demo: the clip is over; the dashboard stays up for {args.linger:.0f} s more at "
+                      f"{dashboard.url} (Ctrl-C ends it now)", flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    time.sleep(args.linger)
         finally:
+            if dashboard is not None:
+                dashboard.stop()
             printer.close()
             broker.stop()
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(printer.counts.items()))

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.child_processes import DashboardProcess
+from benchmarks.fleet_simulator import SimulatedDevice
 from dashboard.device_messages import iso_time
-from dashboard.fleet_simulator import SimulatedDevice
+from demo.local_dashboard import DashboardProcess
 
 CHROMIUM = "/usr/bin/chromium"
 BURST = 500

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.child_processes import LOOPBACK, ROOT, DashboardProcess, free_port
 from dashboard.config import ConfigError
 from dashboard.web_access import COOKIE, check_exposure, is_loopback
+from demo.local_dashboard import LOOPBACK, ROOT, DashboardProcess, free_port
 
 TOKEN = "correct-horse-battery"
 NO_BROKER = f"mqtt://{LOOPBACK}:{free_port()}"  # nothing listens there: the page is served all the same

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.child_processes import ROOT
 from dashboard.device_messages import FACE_LABELS
+from demo.local_dashboard import ROOT
 from tests.dashboard_fixtures import backfill, browser, dashboards, device, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.integration

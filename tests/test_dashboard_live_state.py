@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fleet_simulator import event_message, state_message, stats_message, status_message
 from dashboard.config import ConfigError, load_config
 from dashboard.device_messages import FACE_LABELS, DeviceMessage, iso_time
-from dashboard.fleet_simulator import event_message, state_message, stats_message, status_message
 from dashboard.live_state import TRACE_BUCKET_S, LiveState
 from dashboard.mqtt_ingest import MqttIngest, TopicLayout
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.load_bench import run_load
+from benchmarks.dashboard_load import run_load
 from tests.dashboard_fixtures import browser  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fleet_simulator import event_message, status_message
 from dashboard.device_messages import FACE_LABELS, DeviceMessage, iso_time
-from dashboard.fleet_simulator import event_message, status_message
 from dashboard.history_store import EVENT_COLUMNS, HistoryStore, StoreError
 
 BOOT = "0" * 31 + "1"

@@ -1,18 +1,14 @@
-"""mosquitto and the dashboard as child processes, for the load bench and the tests.
+"""The dashboard as a child process on a free loopback port, for the demo, the load bench and tests.
 
-The dashboard runs as `python -m dashboard` in its own process, as in production: its CPU time
-and memory are then its own (not the simulated fleet's), and a restart is a real restart.
-mosquitto gets a throw-away config on a free loopback port, `set_tcp_nodelay true` (QoS 1 round
-trips drop from ~40 ms to ~0.3 ms) and a log file (its stdout is block-buffered until exit).
+It runs as `python -m dashboard` in its own process, as in production: its CPU time and memory are
+then its own (not the simulated fleet's), and a restart is a real restart. The broker beside it is
+`demo.local_broker`.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,19 +16,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from demo.local_broker import LOOPBACK, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None)
 
 
 def _stop(process: subprocess.Popen, timeout: float) -> int:
@@ -45,47 +31,6 @@ def _stop(process: subprocess.Popen, timeout: float) -> int:
             process.kill()
             process.wait()
     return process.returncode
-
-
-class MosquittoProcess:
-    """Debian's mosquitto on 127.0.0.1 with anonymous access: a bench broker, never a real one."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = mosquitto_binary()
-        if binary is None:
-            raise FileNotFoundError("mosquitto is not installed (apt install mosquitto)")
-        self.binary = binary
-        self.port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = workdir / "mosquitto.log"
-        self.config_path = workdir / "mosquitto.conf"
-        self.config_path.write_text("\n".join([
-            f"listener {self.port} {LOOPBACK}", "allow_anonymous true", "set_tcp_nodelay true",
-            f"log_dest file {self.log_path}", "log_type error", "log_type warning", "log_type notice",
-            f"user {getpass.getuser()}"]) + "\n")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{LOOPBACK}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> MosquittoProcess:
-        self.process = subprocess.Popen([self.binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((LOOPBACK, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process, 10.0)
-            self.process = None
 
 
 class DashboardProcess:

@@ -1,4 +1,4 @@
-"""`python -m dashboard.load_bench`: can one dashboard keep up with a fleet?
+"""`python -m benchmarks.dashboard_load`: can one dashboard keep up with a fleet?
 
 Starts mosquitto on loopback (or uses --broker), the dashboard as its own process, and N simulated
 devices (each its own MQTT connection) publishing R events per second each for S seconds (default
@@ -31,8 +31,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import psutil
 
-from dashboard.child_processes import DashboardProcess, MosquittoProcess
-from dashboard.fleet_simulator import SimulatedFleet
+from benchmarks.fleet_simulator import SimulatedFleet
+from demo.local_broker import MosquittoBroker
+from demo.local_dashboard import DashboardProcess
 
 FLEET_NAME = "loadsim"
 
@@ -90,7 +91,7 @@ def run_load(workdir: Path, devices: int = 50, rate_hz: float = 10.0, seconds: f
     workdir.mkdir(parents=True, exist_ok=True)
     broker = None
     if broker_url is None:
-        broker = MosquittoProcess(workdir / "broker").start()
+        broker = MosquittoBroker(workdir / "broker").start()
         broker_url = broker.url
     parts = urlsplit(broker_url)
     db_path = workdir / "history.sqlite3"
@@ -140,7 +141,7 @@ def run_load(workdir: Path, devices: int = 50, rate_hz: float = 10.0, seconds: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboard.load_bench",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dashboard_load",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--rate", type=float, default=10.0, help="events per second per device")
