@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"device", "training"},
     "converters": {"device", "training", "converters"},
     "demo": {"device", "demo", "dashboard"},
+    "review": {"device", "review"},
     "benchmarks": {"device", "training", "converters", "demo", "dashboard", "benchmarks"},
 }
 OURS = set(ALLOWED) | {"tests"}
