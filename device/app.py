@@ -38,6 +38,7 @@ from device.runtime.model_card_check import check_model_card
 from device.runtime.voice_labels import VOICE_LABELS
 from device.service_notify import ServiceNotifier
 from device.sinks.event_sink import EventSink
+from device.sinks.home_assistant import announcement
 from device.sinks.jsonl_sink import JsonLinesSink
 from device.sinks.mqtt_publisher import MqttPublisher
 from device.vision.face_classifier import FaceClassifier
@@ -136,9 +137,15 @@ class App:
         config = paced_for_audio(config, source, voice)
         if config.mqtt.url:
             audio = audio_field(voice.provider.status) if voice is not None else None
+            # Home Assistant's entities follow the configuration (audio enabled), not whether the
+            # microphone opened this time: a device's entities should not come and go.
+            discovery = announcement(config.home_assistant, config.device_id, config.topic_prefix,
+                                     __version__, FACE_LABELS, VOICE_LABELS if config.audio.enabled else None,
+                                     config.events.heartbeat_s)
             sinks.append(MqttPublisher(config.mqtt, config.topic_prefix, config.password,
                                        messages.status("online", __version__, audio),
-                                       messages.status("offline", __version__), messages.state([])))
+                                       messages.status("offline", __version__), messages.state([]),
+                                       discovery))
         log.info("face model %s (version %s, %s, input %s %s); source %s (%s, %.1f fps)", identity.name,
                  identity.version, classifier.model.runtime, classifier.model.input.shape,
                  classifier.model.input.dtype.name, source.description, "live" if source.live else "file",

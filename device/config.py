@@ -128,6 +128,13 @@ class FusionSection:
 
 
 @dataclass(frozen=True)
+class HomeAssistantSection:
+    discovery: bool = True  # false publishes the empty retained config, which removes the device
+    prefix: str = "homeassistant"  # Home Assistant's discovery prefix
+    name: str = ""  # the device's name in Home Assistant; empty: the device id
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceSection = DeviceSection()
     source: SourceSection = SourceSection()
@@ -140,6 +147,7 @@ class Config:
     logging: LoggingSection = LoggingSection()
     audio: AudioSection = AudioSection()
     fusion: FusionSection = FusionSection()
+    home_assistant: HomeAssistantSection = HomeAssistantSection()
     password: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -365,6 +373,10 @@ def _validate(config: Config, layers: _Layers) -> None:
     if c.logging.file:
         check.writable_file_path("logging", "file", c.logging.file)
     _validate_voice(c, check)
+    prefix = c.home_assistant.prefix
+    require(prefix != "" and prefix.strip("/") == prefix and not (set(prefix) & (TOPIC_UNSAFE - {"/"})),
+            "home_assistant", "prefix", f"{prefix!r} must be a topic without the wildcards + and #, spaces, "
+            "or a leading or trailing '/' (Home Assistant's default is homeassistant)")
 
 
 def redacted(url: str) -> str:

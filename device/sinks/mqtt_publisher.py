@@ -13,6 +13,11 @@ avoids lock-order deadlocks with paho's own mutexes:
   until those are acknowledged: delivery stays in sequence order across outages;
 - paho's network loop reconnects with exponential backoff (reconnect_min_s .. reconnect_max_s).
 
+With Home Assistant discovery on, every connect also publishes the retained discovery config and
+subscribes to Home Assistant's birth topic, answering its `online` with the config again; with
+discovery off the first connect publishes the empty retained config, which removes the device
+(`device/sinks/home_assistant.py`).
+
 MQTT 5 first (a broker then answers a publish its ACL refuses with a reason code, which is logged
 once per topic and counted as `denied`), 3.1.1 when the broker does not speak 5. When the broker
 cannot be reached, the first warning of the outage says why: the name does not resolve, nothing
@@ -37,6 +42,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from device.config import MqttSection
 from device.sinks.event_sink import SinkHealth
+from device.sinks.home_assistant import Announcement
 
 log = logging.getLogger("edge-emotion.mqtt")
 
@@ -94,10 +100,10 @@ def probe(host: str, port: int, context: ssl.SSLContext | None) -> str:
 class MqttPublisher:
     """Keyword `prefix` is the topic prefix with the device id filled in; `online`, `offline` and
     `empty_state` are the messages it publishes itself (status, and the state that replaces a
-    crashed run's retained faces)."""
+    crashed run's retained faces); `discovery` is the Home Assistant config (None: none at all)."""
 
     def __init__(self, section: MqttSection, prefix: str, password: str | None, online: dict,
-                 offline: dict, empty_state: dict) -> None:
+                 offline: dict, empty_state: dict, discovery: Announcement | None = None) -> None:
         self.section = section
         self.name = "MQTT"
         self.prefix = prefix
@@ -123,6 +129,9 @@ class MqttPublisher:
         self._stopping_at: float | None = None
         self._warned_down = False
         self._denied_topics: set[str] = set()
+        self._discovery = discovery
+        self._discovery_mids: set[int] = set()  # its publishes not yet acknowledged
+        self._removal_sent = False  # discovery off: the empty config goes out once per run
         self.queue_depth = 0
         self.dropped = 0
         self.denied = 0
@@ -211,7 +220,11 @@ class MqttPublisher:
         self._inbox.put(("ack", mid, str(reason_code) if reason_code.is_failure else ""))
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        if not message.retain:  # a live will, not the retained value every subscriber gets first
+        if message.retain:  # the retained value every subscriber gets first: we just announced ourselves
+            return
+        if self._discovery is not None and message.topic == self._discovery.birth_topic:
+            self._inbox.put(("birth", message.payload))
+        else:  # a live will on our status topic
             self._inbox.put(("status_seen", message.payload))
 
     # The sender thread.
@@ -245,6 +258,10 @@ class MqttPublisher:
                 if item[2]:
                     self._refused_publish(topic, item[2])
                 self._draining_old = self._draining_old and bool(self._in_flight)
+            elif item[1] in self._discovery_mids:
+                self._discovery_mids.discard(item[1])
+                if item[2]:
+                    self._refused_discovery(item[2])
         elif kind == "connected":
             self._connected_now()
         elif kind == "disconnected":
@@ -267,6 +284,10 @@ class MqttPublisher:
                            "the password (mqtt.password_file) and the broker's ACL")
         elif kind == "status_seen":
             self._status_seen(item[1])
+        elif kind == "birth":
+            if item[1] == b"online" and self._connected and self._stopping_at is None:
+                log.info("Home Assistant came online; publishing the discovery config again")
+                self._publish_discovery()
         elif kind == "stop":
             self._stopping_at = item[1]
 
@@ -315,6 +336,25 @@ class MqttPublisher:
         self._connected, self.ever_connected, self._down_since, self._warned_down = True, True, None, False
         self.client.subscribe(self.topic("status"), qos=1)
         self._announce()
+        if self._discovery is not None:
+            if self._discovery.birth_topic is not None:
+                self.client.subscribe(self._discovery.birth_topic, qos=1)
+                self._publish_discovery()
+            elif not self._removal_sent:
+                self._removal_sent = True
+                self._publish_discovery()
+
+    def _publish_discovery(self) -> None:
+        """The retained Home Assistant config (or, with discovery off, the empty one that removes it)."""
+        info = self.client.publish(self._discovery.config_topic, self._discovery.payload, qos=1, retain=True)
+        self._discovery_mids.add(info.mid)
+
+    def _refused_discovery(self, reason: str) -> None:
+        if self._discovery.config_topic not in self._denied_topics:
+            self._denied_topics.add(self._discovery.config_topic)
+            log.error("broker %s refused the Home Assistant discovery config on %s (%s): let this device "
+                      "publish there in the broker's ACL, or set home_assistant.discovery = false",
+                      self.where, self._discovery.config_topic, reason)
 
     def _announce(self) -> None:
         """Retained `online`; the latest state and stats follow (a restarted broker may have none)."""
