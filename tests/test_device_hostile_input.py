@@ -154,8 +154,11 @@ def test_a_publish_the_broker_acl_refuses_is_logged_and_counted(face_model: Path
                             "--device-id", "acl-pi", "--set", "mqtt.stats_every_s=0.2")
         assert result.returncode == 0, result.stderr
         refusals = [line for line in result.stderr.splitlines() if "refused a message on" in line]
-        assert len(refusals) == 1, result.stderr  # once, not once per event
-        assert "edge-emotion/acl-pi/events (Not authorized)" in refusals[0]
+        # once per topic (status, discovery, events), not once per event
+        topics = sorted(line.split("refused a message on ")[1].split(" (")[0] for line in refusals)
+        assert topics == ["edge-emotion/acl-pi/events", "edge-emotion/acl-pi/status",
+                          "homeassistant/device/acl-pi/config"], result.stderr
+        assert all("(Not authorized, reason code 0x87)" in line for line in refusals)
         summary = next(line for line in result.stderr.splitlines() if "done:" in line)
         events = int(summary.split(" events (")[0].rsplit(" ", 1)[1])
         assert f"{events} refused by the broker" in summary and "0 undelivered" in summary

@@ -130,12 +130,13 @@ class MqttPublisher:
         self._warned_down = False
         self._denied_topics: set[str] = set()
         self._discovery = discovery
-        self._discovery_mids: set[int] = set()  # its publishes not yet acknowledged
+        self._own_mids: dict[int, str] = {}  # status and discovery publishes not yet acknowledged
         self._removal_sent = False  # discovery off: the empty config goes out once per run
         self.queue_depth = 0
         self.dropped = 0
         self.denied = 0
         self.ever_connected = False
+        self._answered = False  # any CONNACK, even a refusal: the broker speaks MQTT 5
         self._sender = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
 
     def _new_client(self) -> mqtt.Client:
@@ -164,7 +165,8 @@ class MqttPublisher:
         return self.prefix + name
 
     def start(self) -> None:
-        log.info("connecting to broker %s (MQTT 5), topics under %s", self.where, self.prefix)
+        log.info("connecting to broker %s (MQTT 5%s), topics under %s", self.where,
+                 ", TLS" if self._tls is not None else "", self.prefix)
         self._connect()
         self._sender.start()
 
@@ -217,7 +219,8 @@ class MqttPublisher:
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode,
                     properties: Properties | None) -> None:
-        self._inbox.put(("ack", mid, str(reason_code) if reason_code.is_failure else ""))
+        refused = f"{reason_code}, reason code 0x{reason_code.value:02x}" if reason_code.is_failure else ""
+        self._inbox.put(("ack", mid, refused))
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if message.retain:  # the retained value every subscriber gets first: we just announced ourselves
@@ -258,10 +261,10 @@ class MqttPublisher:
                 if item[2]:
                     self._refused_publish(topic, item[2])
                 self._draining_old = self._draining_old and bool(self._in_flight)
-            elif item[1] in self._discovery_mids:
-                self._discovery_mids.discard(item[1])
+            elif item[1] in self._own_mids:
+                topic = self._own_mids.pop(item[1])
                 if item[2]:
-                    self._refused_discovery(item[2])
+                    self._refused_own(topic, item[2])
         elif kind == "connected":
             self._connected_now()
         elif kind == "disconnected":
@@ -280,8 +283,9 @@ class MqttPublisher:
             if item[2] == UNSUPPORTED_PROTOCOL and self.protocol == mqtt.MQTTv5:
                 self._fall_back_to_311()
                 return
-            self._log_down(f"broker {self.where} refused the connection ({item[1]}); check mqtt.username, "
-                           "the password (mqtt.password_file) and the broker's ACL")
+            self._answered = True  # it speaks MQTT 5: it answered, with a refusal
+            self._log_down(f"broker {self.where} refused the connection ({item[1]}); check mqtt.username "
+                           "and the password (mqtt.password_file or EDGE_EMOTION_MQTT_PASSWORD)")
         elif kind == "status_seen":
             self._status_seen(item[1])
         elif kind == "birth":
@@ -301,19 +305,31 @@ class MqttPublisher:
         self._connect()
 
     def _refused_publish(self, topic: str, reason: str) -> None:
-        """An MQTT 5 broker refused a publish (its ACL): counted, and said once per topic."""
+        """An MQTT 5 broker refused an event (its ACL): counted, and said once per topic."""
         self.denied += 1
-        if topic not in self._denied_topics:
-            self._denied_topics.add(topic)
-            who = f"user {self.section.username!r}" if self.section.username else "anonymous clients"
-            log.error("broker %s refused a message on %s (%s): the broker's ACL does not let %s publish "
-                      "there; such messages are counted as denied in stats, not delivered", self.where,
-                      topic, reason, who)
+        self._say_refused(topic, reason, "such events are counted as refused (stats.events_denied), not "
+                          "delivered")
+
+    def _refused_own(self, topic: str, reason: str) -> None:
+        """A refused status or discovery message: said once per topic, with what to change."""
+        discovery = self._discovery is not None and topic == self._discovery.config_topic
+        todo = ("Home Assistant will not find it (allow the topic, or set home_assistant.discovery = false)"
+                if discovery else "subscribers will not see its status")
+        self._say_refused(topic, reason, todo)
+
+    def _say_refused(self, topic: str, reason: str, consequence: str) -> None:
+        if topic in self._denied_topics:
+            return
+        self._denied_topics.add(topic)
+        who = f"user {self.section.username!r}" if self.section.username else "anonymous clients"
+        log.error("broker %s refused a message on %s (%s): the broker's ACL does not let %s publish there "
+                  "(topics follow device.id, the ACL usually mqtt.username); %s", self.where, topic, reason,
+                  who, consequence)
 
     def _check_silent_broker(self) -> None:
         """A port that accepts TCP but never answers CONNECT (not an MQTT broker, or a TLS port
         given as mqtt://) leaves paho waiting without a callback: say so once."""
-        if self.ever_connected:
+        if self.ever_connected or self._answered:
             return
         waited = time.monotonic() - self._connect_asked
         if self.protocol == mqtt.MQTTv5 and waited >= PROTOCOL_ANSWER_S:
@@ -347,18 +363,12 @@ class MqttPublisher:
     def _publish_discovery(self) -> None:
         """The retained Home Assistant config (or, with discovery off, the empty one that removes it)."""
         info = self.client.publish(self._discovery.config_topic, self._discovery.payload, qos=1, retain=True)
-        self._discovery_mids.add(info.mid)
-
-    def _refused_discovery(self, reason: str) -> None:
-        if self._discovery.config_topic not in self._denied_topics:
-            self._denied_topics.add(self._discovery.config_topic)
-            log.error("broker %s refused the Home Assistant discovery config on %s (%s): let this device "
-                      "publish there in the broker's ACL, or set home_assistant.discovery = false",
-                      self.where, self._discovery.config_topic, reason)
+        self._own_mids[info.mid] = self._discovery.config_topic
 
     def _announce(self) -> None:
         """Retained `online`; the latest state and stats follow (a restarted broker may have none)."""
-        self.client.publish(self.topic("status"), _dumps(self._online), qos=1, retain=True)
+        info = self.client.publish(self.topic("status"), _dumps(self._online), qos=1, retain=True)
+        self._own_mids[info.mid] = self.topic("status")
         self._dirty.update(self._latest)
 
     def _status_seen(self, payload: bytes) -> None:
