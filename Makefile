@@ -123,6 +123,12 @@ evaluate: install
 bench: install
 	$(PY) -m benchmarks --shared $(SHARED)
 
+# The daemon end to end on a seeded FER2013 PublicTest clip (kept in runs/e2e/): detection, accuracy
+# against the model's own on the same clean faces, first-event lag, track overhang, flicker, false tracks.
+.PHONY: e2e
+e2e: install
+	$(PY) -m benchmarks.e2e --shared $(SHARED)
+
 # The dashboard under a fleet's load: mosquitto on loopback, 50 simulated devices x 10 events/s for 60 s.
 bench-dashboard: install
 	$(PY) -m benchmarks.dashboard_load --devices 50 --rate 10 --seconds 60

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(run_pipeline_bench())
         print("== voice ==")
         figures.update(run_voice_bench(args.shared, args.models))
+        from benchmarks.e2e.run import run_e2e
+
+        print("== end to end (FER2013 PublicTest clip) ==")
+        figures.update(run_e2e(args.shared))
     print(json.dumps(figures))
     return 0
 
