@@ -25,8 +25,9 @@ from device.log_setup import setup_logging
 log = logging.getLogger("edge-emotion")
 
 # CLI flag → config key; every flag is also reachable as --set section.key=value.
-FLAG_KEYS = {"source": "source.uri", "events_out": "events.out", "model": "face.model",
-             "broker": "mqtt.url", "device_id": "device.id", "log_level": "logging.level"}
+FLAG_KEYS = {"source": "source.uri", "events_out": "events.out", "annotate": "annotate.out",
+             "model": "face.model", "broker": "mqtt.url", "device_id": "device.id",
+             "log_level": "logging.level"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="picamera2, a camera index, a video file, a stream URL or an image folder")
     parser.add_argument("--events-out", metavar="FILE|-",
                         help="also write every event as a JSON line ('-': stdout)")
+    parser.add_argument("--annotate", metavar="VIDEO",
+                        help="also write the frames with boxes and emotions drawn on them (.mp4/.avi; "
+                             "a live camera needs annotate.allow_live = true)")
     parser.add_argument("--model", help="face model .tflite (its .json card must sit beside it)")
     parser.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port")
     parser.add_argument("--no-mqtt", action="store_true", help="do not connect to a broker")

@@ -28,7 +28,7 @@ from device.audio.voice_classifier import VoiceClassifier
 from device.audio.voice_listener import VoiceListener
 from device.audio.voice_provider import VoiceInput
 from device.config import Config
-from device.errors import PipeClosedError, SinkError, SourceError
+from device.errors import ConfigError, PipeClosedError, SinkError, SourceError
 from device.events.emotion_events import MessageFactory, audio_field
 from device.fusion.product_rule import Fusion
 from device.pipeline import Pipeline
@@ -37,6 +37,7 @@ from device.runtime.labels import FACE_LABELS
 from device.runtime.model_card_check import check_model_card
 from device.runtime.voice_labels import VOICE_LABELS
 from device.service_notify import ServiceNotifier
+from device.sinks.annotated_video import AnnotatedVideo
 from device.sinks.event_sink import EventSink
 from device.sinks.home_assistant import announcement
 from device.sinks.jsonl_sink import JsonLinesSink
@@ -101,6 +102,16 @@ def paced_for_audio(config: Config, source: FrameSource, voice: VoiceInput | Non
     return replace(config, source=replace(config.source, pace=True))
 
 
+def open_annotator(config: Config, source: FrameSource) -> AnnotatedVideo | None:
+    """`--annotate`: refused for a live camera unless allowed, since it writes pictures of people."""
+    if not config.annotate.out:
+        return None
+    if source.live and not config.annotate.allow_live:
+        raise ConfigError(f"annotate.out: {source.description} is a live camera and --annotate would write "
+                          "pictures of people to disk; set annotate.allow_live = true if that is intended")
+    return AnnotatedVideo(config.annotate.out, source.fps)
+
+
 class App:
     """The daemon's parts, built from one config, opened and closed in one fixed order."""
 
@@ -129,6 +140,7 @@ class App:
             if config.events.out:
                 sinks.append(JsonLinesSink(config.events.out))
                 opened.append((sinks[-1].name, partial(sinks[-1].close, 0.0)))
+            annotator = open_annotator(config, source)
             # Last, so that a file's audio starts within milliseconds of the first frame.
             voice = open_voice(config)
         except BaseException:
@@ -151,7 +163,7 @@ class App:
                  classifier.model.input.dtype.name, source.description, "live" if source.live else "file",
                  source.fps)
         return cls(Pipeline(config, source, detector, tracker, classifier, messages, sinks, voice,
-                            ServiceNotifier()))
+                            ServiceNotifier(), annotator))
 
     def start(self) -> None:
         for sink in self.pipeline.sinks:
@@ -180,6 +192,8 @@ class App:
         pipeline = self.pipeline
         pipeline.notifier.stopping()
         closers: list[tuple[str, Callable[[], None]]] = [("capture", pipeline.source.close)]
+        if pipeline.annotator is not None:
+            closers.append(("the annotated video", pipeline.annotator.close))
         if pipeline.voice is not None:
             closers.append(("audio", pipeline.voice.provider.stop))
         for sink in sorted(pipeline.sinks, key=lambda sink: isinstance(sink, MqttPublisher)):

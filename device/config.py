@@ -135,6 +135,12 @@ class HomeAssistantSection:
 
 
 @dataclass(frozen=True)
+class AnnotateSection:
+    out: str = ""  # --annotate: write the frames with boxes and emotions drawn on them (.mp4 or .avi)
+    allow_live: bool = False  # a live camera's pictures of people go to disk only when this says so
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceSection = DeviceSection()
     source: SourceSection = SourceSection()
@@ -148,6 +154,7 @@ class Config:
     audio: AudioSection = AudioSection()
     fusion: FusionSection = FusionSection()
     home_assistant: HomeAssistantSection = HomeAssistantSection()
+    annotate: AnnotateSection = AnnotateSection()
     password: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -372,6 +379,10 @@ def _validate(config: Config, layers: _Layers) -> None:
     _validate_mqtt(c, check)
     if c.logging.file:
         check.writable_file_path("logging", "file", c.logging.file)
+    if c.annotate.out:
+        check.writable_file_path("annotate", "out", c.annotate.out)
+        require(Path(c.annotate.out).suffix.lower() in (".mp4", ".avi"), "annotate", "out",
+                f"{c.annotate.out} must end in .mp4 or .avi")
     _validate_voice(c, check)
     prefix = c.home_assistant.prefix
     require(prefix != "" and prefix.strip("/") == prefix and not (set(prefix) & (TOPIC_UNSAFE - {"/"})),

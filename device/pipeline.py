@@ -37,6 +37,7 @@ from device.events.emotion_smoother import TrackEmotion
 from device.fusion.speaker_fusion import SpeakerFusion, likely_speaker
 from device.pipeline_stats import PipelineStats, cpu_temperature_c, rss_mb
 from device.service_notify import ServiceNotifier
+from device.sinks.annotated_video import AnnotatedVideo, VoiceOverlay
 from device.sinks.event_sink import EventSink, SinkHealth
 from device.vision.box_geometry import crop, expand_and_clip
 from device.vision.face_classifier import FaceClassifier
@@ -74,7 +75,8 @@ class HeardVoice:
 class Pipeline:
     def __init__(self, config: Config, source: FrameSource, detector: HaarDetector, tracker: FaceTracker,
                  classifier: FaceClassifier, messages: MessageFactory, sinks: list[EventSink],
-                 voice: VoiceInput | None = None, notifier: ServiceNotifier | None = None) -> None:
+                 voice: VoiceInput | None = None, notifier: ServiceNotifier | None = None,
+                 annotator: AnnotatedVideo | None = None) -> None:
         self.config = config
         self.source = source
         self.detector = detector
@@ -84,6 +86,7 @@ class Pipeline:
         self.sinks = sinks
         self.voice = voice
         self.notifier = notifier or ServiceNotifier({})
+        self.annotator = annotator
         self.stop = threading.Event()
         self.stats = PipelineStats()
         self.reports: dict[int, ReportedTrack] = {}
@@ -177,6 +180,8 @@ class Pipeline:
             self.stats.add("smooth", clock() - t2)
         t0 = clock()
         self._deliver(events)
+        if self.annotator is not None:
+            self.annotator.write(grey, self._snapshots(), self._voice_overlay())
         self.stats.add("publish", clock() - t0)
         self.stats.frame_done(len(self.tracker.tracks))
 
@@ -250,6 +255,22 @@ class Pipeline:
         snapshot = self._snapshot(track, report, time_s)
         return self.messages.event(kind, snapshot, dict(self._frame_meta),
                                    {**extras, **self._voice_fields(track.track_id, fused_previous)})
+
+    def _voice_overlay(self) -> VoiceOverlay | None:
+        """What the annotated video shows of the voice: the reading, and the speaker's fused emotion."""
+        heard = self._heard
+        if heard is None:
+            return None
+        reading = heard.reading
+        text = "voice: silent"
+        if reading.probabilities is not None:
+            best = int(np.argmax(reading.probabilities))
+            text = f"voice: {self.voice.labels[best]} {float(reading.probabilities[best]):.2f}"
+        fusion = self.speaker_fusion
+        if fusion is None or fusion.track_id is None:
+            return VoiceOverlay(text)
+        label = self.messages.labels[fusion.emotion.dominant]
+        return VoiceOverlay(text, fusion.track_id, f"fused: {label} {fusion.emotion.confidence:.2f}")
 
     def _listen(self) -> Track | None:
         """Pick up the latest voice reading for this frame; return the track to fuse it with.

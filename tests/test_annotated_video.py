@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from demo.clip import frames
 from device.events.emotion_events import TrackSnapshot
 from device.runtime.labels import FACE_LABELS
 from device.sinks.annotated_video import (
@@ -19,6 +21,10 @@ from device.sinks.annotated_video import (
     probability_bar_origin,
 )
 from device.vision.box_geometry import Box
+from tests.conftest import ROOT, run_daemon
+from tests.test_device_config import assert_one_line_exit_2
+
+STAND_IN = ROOT / "tests" / "picamera2_stand_in"
 
 GREY = 100
 
@@ -74,7 +80,7 @@ def test_a_box_at_the_bottom_edge_keeps_its_bar_inside_the_frame() -> None:
 
 def test_the_writer_keeps_the_sources_size_and_frame_count(tmp_path: Path) -> None:
     out = tmp_path / "annotated.avi"
-    video = AnnotatedVideo(str(out), 15.0, 320, 240)
+    video = AnnotatedVideo(str(out), 15.0)
     for _ in range(5):
         video.write(np.full((240, 320), GREY, np.uint8), [happy_track(box=Box(50, 50, 60, 60))], None)
     video.close()
@@ -82,3 +88,37 @@ def test_the_writer_keeps_the_sources_size_and_frame_count(tmp_path: Path) -> No
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 5
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
     capture.release()
+
+
+def test_the_daemon_annotates_a_file_at_its_rate_and_size(face_model: Path, demo_video: Path,
+                                                          tmp_path: Path) -> None:
+    out, events_out = tmp_path / "annotated.avi", tmp_path / "events.jsonl"
+    result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--no-mqtt",
+                        "--annotate", str(out), "--events-out", str(events_out))
+    assert result.returncode == 0, result.stderr
+    source, annotated = cv2.VideoCapture(str(demo_video)), cv2.VideoCapture(str(out))
+    for prop in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT,
+                 cv2.CAP_PROP_FPS):
+        assert annotated.get(prop) == source.get(prop), prop
+    appear = json.loads(events_out.read_text().splitlines()[0])
+    annotated.set(cv2.CAP_PROP_POS_FRAMES, appear["frame"]["index"])
+    ok, picture = annotated.read()
+    box, colour = appear["box"], np.array(EMOTION_COLOURS[appear["emotion"]], int)
+    edge = picture[box["y"] + box["h"] // 2, box["x"]].astype(int)  # the left edge of the face's box
+    assert ok and np.abs(edge - colour).max() < 40  # the emotion's colour, through MJPEG
+    source.release()
+    annotated.release()
+
+
+def test_annotating_a_live_camera_needs_explicit_permission(face_model: Path, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.stack(list(frames(5, guest=None))))
+    env = {"PYTHONPATH": f"{STAND_IN}:{ROOT}", "PICAMERA2_STAND_IN_CLIP": str(clip)}
+    result = run_daemon("--model", str(face_model), "--source", "picamera2", "--no-mqtt",
+                        "--annotate", str(tmp_path / "people.mp4"), **env)
+    assert_one_line_exit_2(result, "live camera", "annotate.allow_live = true")
+    assert not (tmp_path / "people.mp4").exists()
+    allowed = run_daemon("--model", str(face_model), "--source", "picamera2", "--no-mqtt", "--annotate",
+                         str(tmp_path / "people.mp4"), "--set", "annotate.allow_live=true",
+                         "--set", "source.timeout_s=1", **env, PICAMERA2_STAND_IN_HANG_AFTER="5")
+    assert (tmp_path / "people.mp4").stat().st_size > 0, allowed.stderr

@@ -78,22 +78,33 @@ def _text(picture: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int
 
 
 class AnnotatedVideo:
-    """Writes annotated frames at the source's frame rate and size (mp4v for .mp4, MJPG else)."""
+    """Writes annotated frames at the source's frame rate and the first frame's size (mp4v for
+    .mp4, MJPG for .avi). The writer opens on the first frame, the only place a file source's
+    size is known for certain."""
 
-    def __init__(self, path: str, fps: float, width: int, height: int) -> None:
+    def __init__(self, path: str, fps: float) -> None:
         self.path = Path(path)
+        self.fps = fps
+        self._writer: cv2.VideoWriter | None = None
+        self.size = (0, 0)
+
+    def _open(self, width: int, height: int) -> cv2.VideoWriter:
         fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
-        self._writer = cv2.VideoWriter(str(self.path), fourcc, fps, (width, height))
-        if not self._writer.isOpened():
-            raise SinkError(f"annotate: cannot write a video to {path}; use a .mp4 or .avi path in an "
+        writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+        if not writer.isOpened():
+            raise SinkError(f"annotate: cannot write a video to {self.path}; use a .mp4 or .avi path in an "
                             "existing, writable folder")
         self.size = (width, height)
+        return writer
 
     def write(self, grey: np.ndarray, tracks: list[TrackSnapshot], voice: VoiceOverlay | None) -> None:
+        if self._writer is None:
+            self._writer = self._open(grey.shape[1], grey.shape[0])
         picture = annotate_frame(grey, tracks, voice)
         if (picture.shape[1], picture.shape[0]) != self.size:  # a stream that changed size mid-way
             picture = cv2.resize(picture, self.size, interpolation=cv2.INTER_AREA)
         self._writer.write(picture)
 
     def close(self) -> None:
-        self._writer.release()
+        if self._writer is not None:
+            self._writer.release()
