@@ -17,7 +17,7 @@ import soundfile
 
 from demo.clip import frames, write_images
 from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
-from tests.mosquitto_broker import LOOPBACK, MosquittoBroker, Subscriber, mosquitto_binary
+from tests.mosquitto_broker import LOOPBACK, MosquittoBroker, Subscriber, free_port, mosquitto_binary
 from tests.test_device_config import assert_one_line_exit_2
 
 STAND_IN = ROOT / "tests" / "picamera2_stand_in"
@@ -237,3 +237,27 @@ def test_a_camera_that_hangs_or_fails_ends_the_run_with_exit_1(face_model: Path,
     assert daemon.returncode == 1, stderr
     assert message in stderr and "Traceback" not in stderr
     assert "done: 5 frames" in stderr
+
+
+@pytest.mark.skipif(not SHIPPED_VOICE.is_file(), reason="the shipped voice model is not in this checkout")
+def test_alsa_noise_of_probing_a_microphone_never_comes_before_the_one_line(
+        face_model: Path, demo_video: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pyaudio", reason="pyaudio is not installed (pip install pyaudio)")
+    # no sound card here: PortAudio's probe prints a screen of "ALSA lib ... cannot find card" lines
+    result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--no-mqtt",
+                        "--set", "audio.enabled=true", "--set", "audio.source=pyaudio",
+                        "--set", "audio.device=usb mic", "--set", "audio.required=true",
+                        HOME=str(tmp_path))
+    assert_one_line_exit_2(result, "audio is required", "no audio input device 'usb mic'")
+    assert "ALSA lib" not in result.stderr
+
+
+def test_the_summary_counts_events_dropped_from_the_full_queue(face_model: Path, demo_video: Path) -> None:
+    port = free_port()  # nothing listens there: every event waits, and the queue holds 3
+    result = run_daemon("--model", str(face_model), "--source", str(demo_video), "--broker",
+                        f"mqtt://{LOOPBACK}:{port}", "--set", "mqtt.queue_size=3",
+                        "--set", "mqtt.flush_timeout_s=0", "--set", "events.heartbeat_s=1")
+    assert result.returncode == 0, result.stderr
+    summary = next(line for line in result.stderr.splitlines() if "done:" in line)
+    events = int(summary.split(" events (")[0].rsplit(" ", 1)[1])
+    assert events > 3 and f"3 undelivered, {events - 3} dropped from the full queue" in summary, summary
