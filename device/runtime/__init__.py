@@ -1,1 +1,1 @@
-
+"""What runs the models: the TFLite interpreter, the model card check, the class labels."""

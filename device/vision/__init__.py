@@ -1,1 +1,1 @@
-
+"""Frames in, faces and their emotions out: sources, Haar detection, tracking, crops, the face model."""
