@@ -288,11 +288,13 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
         SaveState(),
         *as_used,
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max",
-                                        save_best_only=True,
+                                        save_best_only=args.keep == "best",
                                         initial_value_threshold=max(history.get("val_accuracy", [0.0]))),
         EpochProgress(args.epochs),
-        ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=args.patience),
     ]
+    if args.keep == "best":
+        callbacks.append(ResumableEarlyStopping(history, monitor="val_accuracy", mode="max",
+                                                patience=args.patience))
     last_epoch = min(args.epochs, args.stop_after or args.epochs)
     if initial_epoch < last_epoch:
         model.fit(
@@ -318,6 +320,10 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
         "seed": args.seed,
         "note": "best epoch selected on the validation split (early stopping)",
     }
+    if args.keep == "last":
+        info["kept_epoch"] = len(val_curve)
+        info["note"] = ("fixed schedule: the final epoch's model is kept (best.keras); the validation "
+                        "split was only watched, nothing was selected on it")
     if args.init_from:
         info["continued_from"] = previous_training(Path(args.init_from))
     if args.teacher:
@@ -397,6 +403,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--class-weight-power", type=float, default=0.5)
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     parser.add_argument("--patience", type=_positive, default=20, help="early-stopping patience (epochs)")
+    parser.add_argument("--keep", choices=("best", "last"), default="best",
+                        help="best: the epoch with the highest validation accuracy, with early stopping; "
+                        "last: the final epoch of the fixed schedule, validation only watched (for "
+                        "cross-validation, where the validation speakers are the test speakers)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-train-samples", type=int, default=0, help="cap for smoke runs")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
