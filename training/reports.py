@@ -82,4 +82,27 @@ def write_reports(out_dir: Path, history: dict, report: dict, title: str,
     md = report_markdown(report, title)
     for key, value in (extra or {}).items():
         md += f"\n- {key}: {json.dumps(value)}"
-    (out_dir / "report.md").write_text(md + "\n")
+    (out_dir / "report.md").write_text(md + "\n" + saliency_section(out_dir))
+
+
+SALIENCY_HEADING = "## Saliency"
+
+
+def saliency_section(run_dir: Path) -> str:
+    """Links to `run_dir/saliency/` (written by `python -m training.saliency --out RUN/saliency`)."""
+    index = run_dir / "saliency" / "saliency.md"
+    if not index.is_file():
+        return ""
+    grids = sorted(p.name for p in index.parent.glob("*.png") if p.name != "summary.png")
+    links = ", ".join(f"[{Path(name).stem}](saliency/{name})" for name in grids)
+    return (f"\n{SALIENCY_HEADING}\n\n- [index and region shares](saliency/saliency.md), "
+            f"[average maps](saliency/summary.png)\n- per-class grids: {links}\n")
+
+
+def link_saliency(saliency_dir: Path) -> None:
+    """Add (or refresh) the saliency links in the report.md of the run folder above `saliency_dir`."""
+    report = saliency_dir.parent / "report.md"
+    if saliency_dir.name != "saliency" or not report.is_file():
+        return
+    text = report.read_text().split("\n" + SALIENCY_HEADING + "\n")[0].rstrip("\n") + "\n"
+    report.write_text(text + saliency_section(saliency_dir.parent))
