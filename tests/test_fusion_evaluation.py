@@ -15,7 +15,7 @@ from device.vision.face_classifier import FaceClassifier
 from tests.synthetic_faces import write_fer_csv
 from tests.voice_fixtures import build_voice_model, write_ravdess_folder
 from training.fer_data import load_faces
-from training.fusion_evaluation import CROSS_FITTED, main, pair_by_class
+from training.fusion_evaluation import CROSS_FITTED, MOBEL_CROSS_FITTED, main, pair_by_class
 
 
 def test_pairs_are_class_matched_and_use_every_face():
@@ -48,7 +48,8 @@ def test_fusion_evaluation_end_to_end(tmp_path: Path, face_model: Path, capsys: 
     printed = capsys.readouterr().out
     assert "PSEUDO-PAIRS, not paired recordings" in printed
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert set(report["results"]) == {"face only", "voice only", "product rule", "BEL", CROSS_FITTED}
+    assert set(report["results"]) == {"face only", "voice only", "product rule", "BEL", CROSS_FITTED, "MoBEL",
+                                      MOBEL_CROSS_FITTED}  # MoBEL on by default, from models/keras/
     assert report["held_out"]["pairs"] == 28 and report["held_out"]["clips"] == 16
     assert report["training"]["pairs"] == 42
     # every PublicTest face is used once, so face-only is exactly the face model's own accuracy,
