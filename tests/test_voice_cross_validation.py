@@ -92,7 +92,16 @@ def test_cross_validation_runs_writes_each_fold_and_skips_finished_folds(
     assert "finished earlier" in capsys.readouterr().out
     assert cv.main(argv) == 0
     assert len(trained) == 2  # everything finished: nothing trains
+    (out / "fold_3" / "results.json").unlink()
+    assert cv.main([*argv, "--summary"]) == 0  # the finished folds only, nothing trained
+    assert len(trained) == 2
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["folds_done"] == [1, 2]
 
     # Another recipe never lands in the same folder.
     assert cv.main([*argv[:-2], "--batch-size", "16"]) == 2
     assert "other recipe" in capsys.readouterr().err
+
+
+def test_the_report_names_the_whole_command_not_the_piece_run() -> None:
+    argv = ["--data", "d", "--out", "o", "--only", "2", "--model", "voice_cnn", "--summary", "--only=3"]
+    assert cv.rerun_argv(argv) == ["--data", "d", "--out", "o", "--model", "voice_cnn"]

@@ -25,7 +25,8 @@ the fold's training actors only.
 
 Resuming: a fold whose `fold_N/results.json` exists is skipped; a fold whose training stopped part
 way resumes from its checkpoint (the training entry point does that). So the run can be interrupted
-and started again with the same command, or run in pieces with `--only`. The summary (a table, the
+and started again with the same command, or run in pieces with `--only` (`--summary` reports the
+folds finished so far without training). The summary (a table, the
 markdown `report.md` and `summary.json` in `--out`, and one JSON line last on stdout) covers every
 fold finished so far and says whether all are.
 """
@@ -232,12 +233,13 @@ def fold_table(results: list[dict], summary: dict) -> list[str]:
         rows.append(f"| {r['fold']} | {actor_list(r['test_actors'])} | {r['float32']['accuracy']:.4f} | "
                     f"{r['float32']['uar']:.4f} | {r['int8']['accuracy']:.4f} | {r['int8']['uar']:.4f} | "
                     f"{r['int8_float_agreement']:.4f} | {r['int8']['n']} | {r['train_minutes']:.1f} |")
-    s = summary
-    rows.append(f"| **mean ± sd** | {len(results)} of {s['folds']} folds | "
-                f"**{s['float32_accuracy_mean']:.4f} ± {s['float32_accuracy_sd']:.4f}** | "
-                f"**{s['float32_uar_mean']:.4f} ± {s['float32_uar_sd']:.4f}** | "
-                f"**{s['int8_accuracy_mean']:.4f} ± {s['int8_accuracy_sd']:.4f}** | "
-                f"**{s['int8_uar_mean']:.4f} ± {s['int8_uar_sd']:.4f}** | | {s['clips']} | |")
+    def cell(key: str) -> str:  # no sd from a single fold
+        sd = f"{summary[key + '_sd']:.4f}" if len(results) > 1 else "n/a"
+        return f"**{summary[key + '_mean']:.4f} ± {sd}**"
+
+    rows.append(f"| **mean ± sd** | {len(results)} of {summary['folds']} folds | "
+                + " | ".join(cell(f"{v}_{m}") for v in ("float32", "int8") for m in ("accuracy", "uar"))
+                + f" | | {summary['clips']} | |")
     return rows
 
 
@@ -293,6 +295,19 @@ def mean_curve(out: Path, results: list[dict]) -> list[float]:
     return [float(np.mean([c[i] for c in curves])) for i in range(length)]
 
 
+def rerun_argv(argv: list[str]) -> list[str]:
+    """The command line without this invocation's piece selection (--only N, --summary)."""
+    kept, skip = [], False
+    for option in argv:
+        if skip:
+            skip = False
+        elif option == "--only":
+            skip = True
+        elif option != "--summary" and not option.startswith("--only="):
+            kept.append(option)
+    return kept
+
+
 def load_config(out: Path, config: dict) -> None:
     """Refuse to mix folds of two recipes in one folder."""
     path = out / CONFIG
@@ -322,9 +337,11 @@ def cross_validate(args: argparse.Namespace, recipe: list[str], argv: list[str])
               "selection": args.selection, "inner_val": args.inner_val,
               "calibration_seed": args.calibration_seed,
               "splits": [{k: list(v) for k, v in s.items()} for s in splits],
-              "command": "python -m training.cross_validation " + shlex.join(argv)}
+              "command": "python -m training.cross_validation " + shlex.join(rerun_argv(argv))}
     load_config(out, config)
     only = set(parse_actors(args.only)) if args.only else set(range(1, args.folds + 1))
+    if args.summary:
+        only = set()
     results = []
     for number, split in enumerate(splits, start=1):
         done = out / f"fold_{number}" / RESULTS
@@ -363,6 +380,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         "--inner-val actors held out of each fold's training actors")
     parser.add_argument("--inner-val", type=int, default=4, help="validation actors with --selection inner")
     parser.add_argument("--only", help="run only these folds now (e.g. 1-2); finished folds are always kept")
+    parser.add_argument("--summary", action="store_true",
+                        help="train nothing: the table and report of the folds finished so far")
     parser.add_argument("--calibration-seed", type=int, default=0, help="int8 calibration sample")
     return parser.parse_known_args(argv)
 
