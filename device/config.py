@@ -50,7 +50,7 @@ class DetectorSection:
     min_neighbors: int = 5
     min_size: int = 32
     every_n_frames: int = 8
-    crop_margin: float = 0.1
+    crop_margin: float = 0.0  # FER2013's crops are the Haar box itself (docs/device.md, Crop framing)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ def scale_box(box: Box, factor: float) -> Box:
 def expand_and_clip(box: Box, margin: float, width: int, height: int) -> Box:
     """Grow a box by `margin` of its size on every side, then keep it inside the frame.
 
-    Haar boxes are tight around eyes and mouth; FER2013 crops include some forehead and chin, so a
-    margin brings the crop closer to what the model was trained on.
+    FER2013's crops match the Haar box itself (median margin 0.00, offset 0.00; docs/device.md,
+    "Crop framing"), so the daemon's default margin is 0; a margin frames faces wider than the
+    model was trained on.
     """
     dx, dy = round(box.w * margin), round(box.h * margin)
     x0, y0 = max(0, box.x - dx), max(0, box.y - dy)
