@@ -112,7 +112,7 @@ train-voice: install
 # folds are skipped). Hours on 2 cores: run it under nohup.
 .PHONY: cv-voice
 cv-voice: install
-	$(PY) -m training.cross_validation --data $(RAVDESS) --out $(RUNS)/cv_voice_cnn --folds 5 --actors 1-20 \
+	$(PY) -m converters.cross_validation --data $(RAVDESS) --out $(RUNS)/cv_voice_cnn --folds 5 --actors 1-20 \
 	  --model voice_cnn --width 1.25 --epochs 45 --batch-size 32 --lr 3e-3
 
 quantize: install

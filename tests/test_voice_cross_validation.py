@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training import cross_validation as cv
+from converters import cross_validation as cv
 from training.data_errors import DataError
 
 ACTORS = tuple(range(1, 21))

@@ -1,6 +1,6 @@
-"""Speaker-independent k-fold cross-validation of a voice recipe: `python -m training.cross_validation`.
+"""Speaker-independent k-fold cross-validation of a voice recipe: `python -m converters.cross_validation`.
 
-    python -m training.cross_validation --data ../shared/datasets/ravdess --out runs/cv_voice_cnn \\
+    python -m converters.cross_validation --data ../shared/datasets/ravdess --out runs/cv_voice_cnn \\
         --model voice_cnn --width 1.25 --epochs 45 --batch-size 32 --lr 3e-3
 
 The actors (01-20) are split into folds of consecutive actors (5 folds: 01-04, 05-08, ..., 17-20;
@@ -337,7 +337,7 @@ def cross_validate(args: argparse.Namespace, recipe: list[str], argv: list[str])
               "selection": args.selection, "inner_val": args.inner_val,
               "calibration_seed": args.calibration_seed,
               "splits": [{k: list(v) for k, v in s.items()} for s in splits],
-              "command": "python -m training.cross_validation " + shlex.join(rerun_argv(argv))}
+              "command": "python -m converters.cross_validation " + shlex.join(rerun_argv(argv))}
     load_config(out, config)
     only = set(parse_actors(args.only)) if args.only else set(range(1, args.folds + 1))
     if args.summary:
