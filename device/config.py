@@ -58,7 +58,7 @@ class TrackerSection:
     iou_threshold: float = 0.3
     max_missed: int = 2
     follow: bool = True
-    follow_min_score: float = 0.5
+    follow_min_score: float = 0.7  # also: a track Haar misses ends at once when its match is below this
 
 
 @dataclass(frozen=True)

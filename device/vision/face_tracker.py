@@ -25,6 +25,7 @@ class Track:
     started_s: float
     missed: int = 0
     template: np.ndarray | None = field(default=None, repr=False)
+    follow_score: float = 1.0  # how well the face patch matched at the latest follow (1 after a detection)
 
 
 @dataclass
@@ -66,13 +67,19 @@ class FaceTracker:
         pairs, lost, fresh = match_boxes([t.box for t in self.tracks], detections, self.iou_threshold)
         for ti, di in pairs:
             track = self.tracks[ti]
-            track.box, track.missed = detections[di], 0
+            track.box, track.missed, track.follow_score = detections[di], 0, 1.0
             track.template = self._template(small, track.box, factor)
         ended = []
         for ti in lost:
-            self.tracks[ti].missed += 1
-            if self.tracks[ti].missed > self.max_missed:
-                ended.append(self.tracks[ti])
+            track = self.tracks[ti]
+            track.missed += 1
+            if self.follow_enabled:
+                self._follow(track, small, factor)
+            # Neither the detector nor the follower sees the face on this frame: it has gone. End the
+            # track now rather than after max_missed more rounds (it outlived its face by seconds).
+            gone = self.follow_enabled and track.follow_score < self.follow_min_score
+            if gone or track.missed > self.max_missed:
+                ended.append(track)
         started = []
         for di in fresh:
             box = detections[di]
@@ -86,20 +93,24 @@ class FaceTracker:
         """Move each track's box to where its face patch matches best near its last position."""
         if not self.follow_enabled:
             return
-        height, width = small.shape
         for track in self.tracks:
-            if track.template is None:
-                continue
-            th, tw = track.template.shape
-            box = scale_box(track.box, 1.0 / factor)
-            window = expand_and_clip(box, 0.5, width, height)
-            if window.w <= tw or window.h <= th:
-                continue
-            scores = cv2.matchTemplate(crop(small, window), track.template, cv2.TM_CCOEFF_NORMED)
-            _, best, _, (bx, by) = cv2.minMaxLoc(scores)
-            if best >= self.follow_min_score:
-                moved = Box(window.x + bx, window.y + by, tw, th)
-                track.box = Box(round(moved.x * factor), round(moved.y * factor), track.box.w, track.box.h)
+            self._follow(track, small, factor)
+
+    def _follow(self, track: Track, small: np.ndarray, factor: float) -> None:
+        if track.template is None:
+            return
+        height, width = small.shape
+        th, tw = track.template.shape
+        box = scale_box(track.box, 1.0 / factor)
+        window = expand_and_clip(box, 0.5, width, height)
+        if window.w <= tw or window.h <= th:
+            return
+        scores = cv2.matchTemplate(crop(small, window), track.template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+        track.follow_score = best
+        if best >= self.follow_min_score:
+            moved = Box(window.x + bx, window.y + by, tw, th)
+            track.box = Box(round(moved.x * factor), round(moved.y * factor), track.box.w, track.box.h)
 
     def end_all(self) -> list[Track]:
         """End every track (the source has run out or the daemon is stopping)."""
