@@ -14,9 +14,9 @@ after the clip so a newcomer can look at the page. Takes about 45 seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -99,6 +99,19 @@ class Printer:
         self.client.disconnect()
 
 
+def linger(url: str, seconds: float) -> None:
+    """Keep the page up a little after the clip; Ctrl-C ends the wait (the handler is in place
+    before the line that invites it, so no Ctrl-C can land between the two)."""
+    done = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: done.set())
+    try:
+        print(f"demo: the clip is over; the dashboard stays up for {seconds:.0f} s more at {url} "
+              "(Ctrl-C ends it now)", flush=True)
+        done.wait(seconds)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def start_dashboard(broker_url: str, workdir: Path, port: int) -> DashboardProcess | None:
     """The live page on the demo broker; the demo goes on without it (one line says why)."""
     if importlib.util.find_spec("aiohttp") is None:
@@ -146,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--set", "events.heartbeat_s=5", *sound], check=False)
             printer.offline.wait(5)
             if dashboard is not None and args.linger > 0:
-                print(f"demo: the clip is over; the dashboard stays up for {args.linger:.0f} s more at "
-                      f"{dashboard.url} (Ctrl-C ends it now)", flush=True)
-                with contextlib.suppress(KeyboardInterrupt):
-                    time.sleep(args.linger)
+                linger(dashboard.url, args.linger)
         finally:
             if dashboard is not None:
                 dashboard.stop()

@@ -46,7 +46,7 @@ def test_demo_serves_the_dashboard_while_the_clip_plays_and_after(face_model: Pa
         events = sum(1 for line in lines if "/events " in line)
         assert events >= 4 and len(rows) - 1 == events  # the page's history holds every event of the clip
         demo.send_signal(signal.SIGINT)  # Ctrl-C ends the linger
-        demo.communicate(timeout=30)
+        demo.communicate(timeout=90)
     finally:
         demo.kill()
     assert demo.returncode == 0
