@@ -4,6 +4,11 @@ A face classifier flickers from frame to frame (lighting, blur, a half-closed ey
 stream that followed it would report noise. Each track keeps an exponential moving average of its
 probabilities, and its reported emotion only changes when a challenger beats the current one by
 a margin, so a 0.41/0.39 tie does not toggle every frame.
+
+A new track reports from its first crop, and its average warms up as a plain mean: frame n weighs
+max(alpha, 1/n), so the second crop counts as much as the first (an EMA started at the first
+frame would let that one crop dominate for 1/alpha frames), and from frame 1/alpha on it is the
+EMA proper.
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ class TrackEmotion:
 
     def update(self, probabilities: np.ndarray, alpha: float, margin: float) -> int | None:
         """Fold in one frame's probabilities; return the previous dominant class if it changed."""
-        self.smoothed = ema(self.smoothed, normalised(probabilities), alpha)
         self.frames += 1
+        self.smoothed = ema(self.smoothed, normalised(probabilities), max(alpha, 1.0 / self.frames))
         previous = self.dominant
         self.dominant = dominant_with_hysteresis(self.smoothed, previous, margin)
         return previous if previous is not None and previous != self.dominant else None
