@@ -44,11 +44,11 @@ class SourceSection:
 
 @dataclass(frozen=True)
 class DetectorSection:
-    cascade: str = ""  # empty: OpenCV's haarcascade_frontalface_default.xml
+    cascade: str = ""  # empty: OpenCV's haarcascade_frontalface_alt2.xml
     detect_width: int = 320
     scale_factor: float = 1.2
-    min_neighbors: int = 5
-    min_size: int = 32
+    min_neighbors: int = 3
+    min_size: int = 40
     every_n_frames: int = 8
     crop_margin: float = 0.0  # FER2013's crops are the Haar box itself (docs/device.md, Crop framing)
 
