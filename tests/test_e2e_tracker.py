@@ -9,7 +9,7 @@ import numpy as np
 from demo.clip import FACE_REGION, portrait
 from device.config import TrackerSection
 from device.vision.box_geometry import Box
-from device.vision.face_tracker import FaceTracker
+from device.vision.face_tracker import FaceTracker, blend
 
 FACTOR = 2.0  # small frames are half size, as at detect_width 320 for 640x480
 
@@ -55,3 +55,12 @@ def test_without_following_only_max_missed_ends_a_track() -> None:
     tracker.update([Box(260, 160, 120, 136)], small_frame(True, 0), FACTOR, 0.0)
     assert tracker.update([], small_frame(False, 1), FACTOR, 0.1).ended == []
     assert len(tracker.update([], small_frame(False, 2), FACTOR, 0.2).ended) == 1
+
+
+def test_a_matched_detection_moves_the_box_halfway() -> None:
+    assert blend(Box(0, 0, 100, 100), Box(20, 0, 120, 120), 0.5, 0.5) == Box(10, 0, 110, 110)
+    assert blend(Box(0, 0, 100, 100), Box(20, 0, 120, 120), 1.0, 1.0) == Box(20, 0, 120, 120)
+    tracker = FaceTracker(TrackerSection())
+    tracker.update([Box(260, 160, 120, 136)], small_frame(True, 0), FACTOR, 0.0)
+    tracker.update([Box(264, 160, 128, 136)], small_frame(True, 1), FACTOR, 0.1)
+    assert tracker.tracks[0].box == Box(262, 160, 124, 136)

@@ -21,6 +21,19 @@ from device.vision.box_geometry import Box, crop, expand_and_clip, iou, scale_bo
 # background a box away when the face had gone (make e2e: a track held a wall for 3.7 s); a quarter
 # box per frame is still 4 box widths a second at 15 fps, and searching it costs a quarter as much.
 FOLLOW_REACH = 0.25
+# A matched detection moves a track's box this far towards the detection (centre and size): Haar's
+# box jitters by several percent between rounds, and the crop follows it.
+BOX_BLEND_CENTRE = 0.5
+BOX_BLEND_SIZE = 0.5
+
+
+def blend(old: Box, new: Box, centre: float, size: float) -> Box:
+    """A box between `old` and `new`: its centre and side moved by those fractions towards `new`."""
+    w = (1 - size) * old.w + size * new.w
+    h = (1 - size) * old.h + size * new.h
+    cx = (1 - centre) * (old.x + old.w / 2) + centre * (new.x + new.w / 2)
+    cy = (1 - centre) * (old.y + old.h / 2) + centre * (new.y + new.h / 2)
+    return Box(round(cx - w / 2), round(cy - h / 2), round(w), round(h))
 
 
 @dataclass
@@ -72,7 +85,8 @@ class FaceTracker:
         pairs, lost, fresh = match_boxes([t.box for t in self.tracks], detections, self.iou_threshold)
         for ti, di in pairs:
             track = self.tracks[ti]
-            track.box, track.missed, track.follow_score = detections[di], 0, 1.0
+            track.box = blend(track.box, detections[di], BOX_BLEND_CENTRE, BOX_BLEND_SIZE)
+            track.missed, track.follow_score = 0, 1.0
             track.template = self._template(small, track.box, factor)
         ended = []
         for ti in lost:
