@@ -63,7 +63,7 @@ class TrackerSection:
 
 @dataclass(frozen=True)
 class SmoothingSection:
-    alpha: float = 0.3
+    alpha: float = 0.15  # a plain mean over a track's first 1/alpha frames, then this EMA
     margin: float = 0.1
 
 
