@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from device.config import load_config
-from device.vision.haar_detector import HaarDetector
+from device.vision.haar_detector import HaarDetector, default_cascade_path
 
 SIZES = (96, 144, 192, 240)
 WIDTH, HEIGHT = 640, 480
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(None, env={}, overrides=overrides)
     cv2.setNumThreads(1)
     section = config.detector
-    cascade = Path(section.cascade).name or "default cascade"
+    cascade = Path(section.cascade).name or default_cascade_path().name
     print(f"FER2013 {args.usage}: {len(faces)} faces; Haar {cascade}, detect_width {section.detect_width}, "
           f"scale_factor {section.scale_factor}, min_neighbors {section.min_neighbors}, "
           f"min_size {section.min_size}; 640x480 frame")
