@@ -26,6 +26,7 @@ from device.audio.voice_classifier import VoiceClassifier
 from device.runtime.model_card_check import read_card
 from device.runtime.tflite_model import TFLiteModel
 from device.vision.face_classifier import FaceClassifier
+from device.vision.face_gate import FaceGate
 
 MODELS = Path("models")
 GOLDEN = Path("tests") / "golden" / "model_outputs.json"
@@ -66,6 +67,10 @@ def model_outputs(path: Path) -> dict[str, list[int]]:
     if kind == "face":
         face = FaceClassifier(path, flip_tta=False)
         return {name: raw_outputs(face.classify(crop), face.model) for name, crop in face_inputs().items()}
+    if kind == "face_gate":
+        gate = FaceGate(path, threshold=0.5)
+        return {name: raw_outputs(gate.probabilities(crop), gate.model)
+                for name, crop in face_inputs().items()}
     voice = VoiceClassifier(path)
     return {name: raw_outputs(voice.classify_window(window), voice.model)
             for name, window in voice_inputs().items()}

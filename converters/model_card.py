@@ -81,6 +81,12 @@ def card_markdown(card: dict) -> str:
     for variant, m in card["metrics"].get("results", {}).items():
         lines.append(f"| {variant} | {card['metrics'].get('split', '?')} | {m['n']} | {m['accuracy']:.4f} | "
                      f"{m['macro_f1']:.4f} | {m['top3']:.4f} | {m['uar']:.4f} |")
+    if "gate" in card["metrics"]:
+        lines += ["", "Face gate on the same split (int8): a crop passes at P(face) >= threshold", "",
+                  "| threshold | face recall | false accepts | accuracy |", "| --- | --- | --- | --- |"]
+        for threshold, row in card["metrics"]["gate"]["thresholds"].items():
+            lines.append(f"| {threshold} | {row['face_recall']:.4f} | {row['false_accept']:.4f} | "
+                         f"{row['accuracy']:.4f} |")
     if "int8_float_agreement" in card["metrics"]:
         lines += ["", f"int8/float top-1 agreement: {card['metrics']['int8_float_agreement']:.4f}"]
     if "command" in card["metrics"]:

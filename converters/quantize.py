@@ -81,6 +81,10 @@ def short_tensor_names(flatbuffer: bytes) -> bytes:
 
 def verify(float_path: Path, int8_path: Path, args: argparse.Namespace, kind: str) -> dict:
     """Evaluate both files on the same data with the device's code; compare."""
+    if kind == "face_gate":
+        from training.face_gate_task import tflite_check
+
+        return tflite_check(float_path, int8_path, args.data, args.val_usage)
     results, predictions = {}, {}
     for variant, path in (("float32", float_path), ("int8", int8_path)):
         _, probs, report = evaluate(path, args.data, args.val_usage, args.val_actors, kind=kind)
@@ -111,6 +115,12 @@ def quantize(args: argparse.Namespace) -> dict:
     if kind == "voice":
         calibration = voice_calibration(args.data, args.train_actors, args.calibration, args.seed)
         labels, preprocessing = model_labels_voice()
+    elif kind == "face_gate":
+        from device.vision.face_gate import GATE_LABELS
+        from training.face_gate_task import gate_calibration
+
+        calibration = gate_calibration(args.data, args.train_usage, args.calibration, args.seed)
+        labels, preprocessing = GATE_LABELS, FACE_PREPROCESSING
     else:
         calibration = face_calibration(args.data, args.train_usage, args.calibration, args.seed)
         labels, preprocessing = FACE_LABELS, FACE_PREPROCESSING

@@ -41,7 +41,10 @@ def face_probabilities(model_path: Path, faces: np.ndarray, flip_tta: bool = Fal
 
 
 def keras_model_kind(model) -> str:
-    """A Keras model's kind from its own input (the builders name it `face` or `log_mel`)."""
+    """A Keras model's kind from its own input (the builders name it `face` or `log_mel`); the face
+    gate also takes faces but answers face or not, so it goes by its model name."""
+    if model.name == "face_gate":
+        return "face_gate"
     return "voice" if model.inputs[0].name.startswith("log_mel") else "face"
 
 

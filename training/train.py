@@ -34,6 +34,10 @@ FACE_MODELS = {"mini_xception", "ds_cnn", "vgg_teacher"}
 
 
 def build_task(args: argparse.Namespace) -> Task:
+    if args.model == "face_gate":
+        from training.face_gate_task import face_gate_task
+
+        return face_gate_task(args.data, args.train_usage, args.val_usage, args.seed)
     if args.model in FACE_MODELS:
         return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift,
                          args.augment_strength)

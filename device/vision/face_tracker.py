@@ -9,6 +9,7 @@ hundred microseconds per face, enough to keep up with a panning camera.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -80,8 +81,10 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, detections: list[Box], small: np.ndarray, factor: float, time_s: float) -> TrackChanges:
-        """Fold one round of detections (full-frame boxes) into the tracks."""
+    def update(self, detections: list[Box], small: np.ndarray, factor: float, time_s: float,
+               admit: Callable[[Box], bool] | None = None) -> TrackChanges:
+        """Fold one round of detections (full-frame boxes) into the tracks. A detection that matches
+        no track starts one only if `admit` (the face gate, when on) accepts it."""
         pairs, lost, fresh = match_boxes([t.box for t in self.tracks], detections, self.iou_threshold)
         for ti, di in pairs:
             track = self.tracks[ti]
@@ -102,6 +105,8 @@ class FaceTracker:
         started = []
         for di in fresh:
             box = detections[di]
+            if admit is not None and not admit(box):
+                continue
             track = Track(self._next_id, box, time_s, template=self._template(small, box, factor))
             self._next_id += 1
             started.append(track)
