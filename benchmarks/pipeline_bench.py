@@ -54,11 +54,15 @@ def bench_model(workdir: Path) -> tuple[Path, str]:
     return path, "untrained mini_xception (no shipped model yet)"
 
 
-def pipeline_run(clip: Path, model: Path, broker_url: str) -> dict:
-    """The daemon's pipeline in this process, flat out over the clip; its own stage clock."""
+def pipeline_run(clip: Path, model: Path, broker_url: str,
+                 settings: tuple[tuple[str, str], ...] = ()) -> dict:
+    """The daemon's pipeline in this process, flat out over the clip; its own stage clock.
+
+    `settings`: (key, value) pairs set as `--set` would (the side-by-side detector comparison)."""
     overrides = [("face.model", str(model), "--model"), ("source.uri", str(clip), "--source"),
                  ("mqtt.url", broker_url, "--broker"), ("device.num_threads", "1", "--set"),
                  ("device.id", "bench", "--set"), ("mqtt.stats_every_s", "1", "--set")]
+    overrides += [(key, value, "--set") for key, value in settings]
     app = App.build(load_config(None, env={}, overrides=overrides))
     app.start()
     try:

@@ -42,10 +42,10 @@ from device.sinks.event_sink import EventSink
 from device.sinks.home_assistant import announcement
 from device.sinks.jsonl_sink import JsonLinesSink
 from device.sinks.mqtt_publisher import MqttPublisher
+from device.vision.detector_factory import build_detector
 from device.vision.face_classifier import FaceClassifier
 from device.vision.face_tracker import FaceTracker
 from device.vision.frame_sources import FrameSource, open_source
-from device.vision.haar_detector import HaarDetector
 
 log = logging.getLogger("edge-emotion")
 
@@ -129,7 +129,7 @@ class App:
         classifier = FaceClassifier(config.face.model, num_threads=config.device.num_threads,
                                     flip_tta=config.face.flip_tta)
         identity = check_model_card(classifier.model, config.card_path, "face", FACE_LABELS)
-        detector = HaarDetector(config.detector)
+        detector = build_detector(config)
         tracker = FaceTracker(config.tracker)
         messages = MessageFactory(config.device_id, uuid.uuid4().hex, identity, FACE_LABELS)
         opened: list[tuple[str, Callable[[], None]]] = []

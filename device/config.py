@@ -44,6 +44,7 @@ class SourceSection:
 
 @dataclass(frozen=True)
 class DetectorSection:
+    kind: Literal["haar", "blazeface"] = "haar"  # blazeface: [blazeface]; haar: the keys below
     cascade: str = ""  # empty: OpenCV's haarcascade_frontalface_alt2.xml
     detect_width: int = 320
     scale_factor: float = 1.2
@@ -51,6 +52,17 @@ class DetectorSection:
     min_size: int = 40
     every_n_frames: int = 8
     crop_margin: float = 0.0  # FER2013's crops are the Haar box itself (docs/device.md, Crop framing)
+
+
+@dataclass(frozen=True)
+class BlazeFaceSection:
+    model: str = "models/detectors/face_detection_short_range.tflite"
+    min_score: float = 0.5  # MediaPipe's own threshold for this model
+    nms_iou: float = 0.3  # boxes overlapping more than this are averaged into one (MediaPipe's)
+    # The FER2013 square around BlazeFace's box, in box widths (docs/device.md, Crop framing)
+    framing_scale: float = 1.0
+    framing_offset_x: float = 0.0
+    framing_offset_y: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,7 @@ class Config:
     device: DeviceSection = DeviceSection()
     source: SourceSection = SourceSection()
     detector: DetectorSection = DetectorSection()
+    blazeface: BlazeFaceSection = BlazeFaceSection()
     tracker: TrackerSection = TrackerSection()
     smoothing: SmoothingSection = SmoothingSection()
     events: EventsSection = EventsSection()
@@ -289,6 +302,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "detector.min_size": (8, 1024),
     "detector.every_n_frames": (1, 300),
     "detector.crop_margin": (0.0, 1.0),
+    "blazeface.min_score": (0.05, 0.99),
+    "blazeface.nms_iou": (0.05, 0.95),
+    "blazeface.framing_scale": (0.5, 3.0),
+    "blazeface.framing_offset_x": (-1.0, 1.0),
+    "blazeface.framing_offset_y": (-1.0, 1.0),
     "tracker.iou_threshold": (0.01, 0.99),
     "tracker.max_missed": (0, 100),
     "tracker.follow_min_score": (0.0, 1.0),
@@ -370,6 +388,10 @@ def _validate(config: Config, layers: _Layers) -> None:
                 "use letters, digits, '-' and '_'")
     if c.detector.cascade:
         existing_file("detector", "cascade", c.detector.cascade, "Haar cascade")
+    if c.detector.kind == "blazeface":
+        existing_file("blazeface", "model", c.blazeface.model, "face detector model",
+                      "point it at models/detectors/face_detection_short_range.tflite or set detector.kind = "
+                      '"haar"')
     if c.events.out not in ("", "-"):
         check.writable_file_path("events", "out", c.events.out)
     existing_file("face", "model", c.face.model, "model file",

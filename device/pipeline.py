@@ -40,10 +40,10 @@ from device.service_notify import ServiceNotifier
 from device.sinks.annotated_video import AnnotatedVideo, VoiceOverlay
 from device.sinks.event_sink import EventSink, SinkHealth
 from device.vision.box_geometry import crop, expand_and_clip
+from device.vision.detector_factory import FaceDetector
 from device.vision.face_classifier import FaceClassifier
 from device.vision.face_tracker import FaceTracker, Track
 from device.vision.frame_sources import Frame, FrameSource
-from device.vision.haar_detector import HaarDetector
 from device.vision.preprocessing import equalized_face
 
 log = logging.getLogger("edge-emotion.pipeline")
@@ -73,7 +73,7 @@ class HeardVoice:
 
 
 class Pipeline:
-    def __init__(self, config: Config, source: FrameSource, detector: HaarDetector, tracker: FaceTracker,
+    def __init__(self, config: Config, source: FrameSource, detector: FaceDetector, tracker: FaceTracker,
                  classifier: FaceClassifier, messages: MessageFactory, sinks: list[EventSink],
                  voice: VoiceInput | None = None, notifier: ServiceNotifier | None = None,
                  annotator: AnnotatedVideo | None = None) -> None:

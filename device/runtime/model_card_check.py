@@ -37,13 +37,9 @@ def read_card(card_path: Path) -> dict:
         raise ModelCardError(f"model card {card_path} cannot be read as JSON ({exc})") from None
 
 
-def check_model_card(model: TFLiteModel, card_path: Path, kind: str,
-                     expected_labels: tuple[str, ...]) -> ModelIdentity:
-    """Compare the file's bytes (size, SHA-256), input shape, dtype, quantization and labels with
-    the card; return the identity events carry. The face and the voice model both go through it."""
-    card = read_card(card_path)
-    where = f"model {model.path} vs card {card_path}"
-    data = model.path.read_bytes()
+def check_file_bytes(path: Path, card: dict, where: str) -> str:
+    """The file's SHA-256, once its size and digest match the card's; every card is checked this way."""
+    data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if "sha256" not in card:
         raise ModelCardError(f"{where}: the card has no sha256 of the model file (made by an older "
@@ -53,6 +49,16 @@ def check_model_card(model: TFLiteModel, card_path: Path, kind: str,
                              f"SHA-256 {digest[:12]}…; the card says {card.get('file_bytes')!r} bytes, "
                              f"{str(card['sha256'])[:12]}…); copy the model and its card together, or "
                              "rebuild both with `make quantize`")
+    return digest
+
+
+def check_model_card(model: TFLiteModel, card_path: Path, kind: str,
+                     expected_labels: tuple[str, ...]) -> ModelIdentity:
+    """Compare the file's bytes (size, SHA-256), input shape, dtype, quantization and labels with
+    the card; return the identity events carry. The face and the voice model both go through it."""
+    card = read_card(card_path)
+    where = f"model {model.path} vs card {card_path}"
+    digest = check_file_bytes(model.path, card, where)
     try:
         card_in, labels = card["input"], card["labels"]
         problems = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 
@@ -24,6 +25,16 @@ def iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union = a.w * a.h + b.w * b.h - inter
     return inter / union if union > 0 else 0.0
+
+
+def shrink_to_width(grey: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """The frame at detection resolution (`width` wide, same aspect) and the factor that maps its
+    boxes back to full size; a frame already that narrow is used as it is."""
+    height, full_width = grey.shape
+    if full_width <= width:
+        return grey, 1.0
+    factor = full_width / width
+    return cv2.resize(grey, (width, round(height / factor)), interpolation=cv2.INTER_AREA), factor
 
 
 def scale_box(box: Box, factor: float) -> Box:

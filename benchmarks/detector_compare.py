@@ -1,0 +1,75 @@
+"""Face detectors side by side in the daemon's pipeline: `make bench`'s clips, rounds interleaved.
+
+    python -m benchmarks.detector_compare                       # detector.kind haar vs blazeface
+    python -m benchmarks.detector_compare --rounds 7 --set detector.every_n_frames=4
+
+On a shared machine the load changes from minute to minute, so one run per detector says little:
+each round runs every detector once on the same clip, one after the other, and the table gives
+per detector the median over rounds of the wall-clock frame rate and of frames per CPU-second
+(this process's CPU time: the pipeline runs on one thread here, so that figure barely depends on
+what else the machine is doing), and the mean detect stage per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.pipeline_bench import bench_model, pipeline_run
+from demo.clip import frames, write_video
+from demo.local_broker import MosquittoBroker, mosquitto_binary
+
+KINDS = ("haar", "blazeface")
+
+
+def compare(rounds: int, frame_count: int, settings: list[tuple[str, str]], faces: int) -> dict:
+    cv2.setNumThreads(1)
+    results: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in KINDS}
+    with tempfile.TemporaryDirectory(prefix="detector-compare-") as tmp:
+        workdir = Path(tmp)
+        clip = write_video(workdir / "clip.avi", frames(frame_count, guest=None, extra_faces=faces - 1),
+                           fps=30)
+        model, _ = bench_model(workdir)
+        broker = MosquittoBroker(workdir / "broker").start() if mosquitto_binary() else None
+        try:
+            for _ in range(rounds):
+                for kind in KINDS:
+                    cpu = time.process_time()
+                    summary = pipeline_run(clip, model, broker.url if broker else "",
+                                           (("detector.kind", kind), *settings))
+                    cpu = time.process_time() - cpu
+                    results[kind].append((summary["fps"], summary["frames"] / cpu,
+                                          summary["stage_ms"]["detect"]))
+        finally:
+            if broker is not None:
+                broker.stop()
+    return {kind: np.array(rows) for kind, rows in results.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--faces", type=int, default=1, choices=(1, 3))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    settings = [tuple(item.split("=", 1)) for item in args.set]
+    results = compare(args.rounds, args.frames, settings, args.faces)
+    print(f"{args.faces}-face demo clip, {args.frames} frames 640x480, 1 thread, {args.rounds} rounds "
+          "interleaved" + (f"; {' '.join(args.set)}" if args.set else ""))
+    print(f"{'detector':<10} {'fps median':>11} {'min':>7} {'max':>7} {'frames/CPU-s':>13} "
+          f"{'detect ms/frame':>16}")
+    for kind, rows in results.items():
+        print(f"{kind:<10} {np.median(rows[:, 0]):>11.1f} {rows[:, 0].min():>7.1f} {rows[:, 0].max():>7.1f} "
+              f"{np.median(rows[:, 1]):>13.1f} {rows[:, 2].mean():>16.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
