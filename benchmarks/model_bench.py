@@ -44,13 +44,13 @@ def run_model_bench(models: Path, shared: Path) -> dict:
         for variant, path in sorted(variants.items()):
             card_path = path.with_suffix(".json")
             card = json.loads(card_path.read_text()) if card_path.exists() else {}
-            if card.get("kind") != "face":
+            if card.get("kind") not in ("face", "face_gate"):
                 continue  # voice models are measured by the voice bench, per clip
             latency = invoke_latency_ms(TFLiteModel(path, num_threads=1), repeats=500)
             key = f"{stem}_{variant}"
             row = {"parameters": card.get("parameters"), "kb": round(path.stat().st_size / 1024, 1),
                    "median_ms": round(latency["median_ms"], 4), "p95_ms": round(latency["p95_ms"], 4)}
-            if faces is not None:
+            if faces is not None and card.get("kind") == "face":  # the gate's figures are in its card
                 row.update({k: round(v, 4) for k, v in face_accuracy(path, faces).items()})
                 if variant == "int8":
                     row["flip_tta_accuracy"] = round(face_accuracy(path, faces, flip_tta=True)["accuracy"], 4)

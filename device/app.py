@@ -44,6 +44,7 @@ from device.sinks.jsonl_sink import JsonLinesSink
 from device.sinks.mqtt_publisher import MqttPublisher
 from device.vision.detector_factory import build_detector
 from device.vision.face_classifier import FaceClassifier
+from device.vision.face_gate import GATE_LABELS, FaceGate
 from device.vision.face_tracker import FaceTracker
 from device.vision.frame_sources import FrameSource, open_source
 
@@ -84,6 +85,19 @@ def open_voice(config: Config) -> VoiceInput | None:
         log.info("listening to %s (voice model %s, every %.2f s); fusion %s", status.source,
                  config.audio.model, config.audio.hop_s, config.fusion.method)
     return VoiceInput(listener, VOICE_LABELS, fuser)
+
+
+def open_gate(config: Config) -> FaceGate | None:
+    """The face gate, checked against its card like every model, when `gate.enabled`."""
+    if not config.gate.enabled:
+        return None
+    gate = FaceGate(config.gate.model, config.gate.threshold, config.detector.crop_margin,
+                    num_threads=config.device.num_threads)
+    identity = check_model_card(gate.model, Path(config.gate.model).with_suffix(".json"), "face_gate",
+                                GATE_LABELS)
+    log.info("face gate %s (version %s): a new detection starts a track at P(face) >= %g", identity.name,
+             identity.version, config.gate.threshold)
+    return gate
 
 
 def paced_for_audio(config: Config, source: FrameSource, voice: VoiceInput | None) -> Config:
@@ -129,6 +143,7 @@ class App:
         classifier = FaceClassifier(config.face.model, num_threads=config.device.num_threads,
                                     flip_tta=config.face.flip_tta)
         identity = check_model_card(classifier.model, config.card_path, "face", FACE_LABELS)
+        gate = open_gate(config)
         detector = build_detector(config)
         tracker = FaceTracker(config.tracker)
         messages = MessageFactory(config.device_id, uuid.uuid4().hex, identity, FACE_LABELS)
@@ -163,7 +178,7 @@ class App:
                  classifier.model.input.dtype.name, source.description, "live" if source.live else "file",
                  source.fps)
         return cls(Pipeline(config, source, detector, tracker, classifier, messages, sinks, voice,
-                            ServiceNotifier(), annotator))
+                            ServiceNotifier(), annotator, gate))
 
     def start(self) -> None:
         for sink in self.pipeline.sinks:
@@ -209,6 +224,9 @@ class App:
                  "peak RSS %.0f MB", summary["frames"], summary["seconds"], summary["fps"], summary["tracks"],
                  summary["events"], types, health.queue_depth, health.dropped, health.denied,
                  summary["dropped_frames"], peak_rss_mb())
+        gate = self.pipeline.gate
+        if gate is not None:
+            log.info("face gate: %d new detections scored, %d turned away", gate.checked, gate.rejected)
         voice = self.pipeline.voice
         if voice is not None:
             status, heard = voice.provider.status, voice.provider.stats()

@@ -113,6 +113,13 @@ class FaceSection:
 
 
 @dataclass(frozen=True)
+class GateSection:
+    enabled: bool = False  # vet each new detection with the face gate before it starts a track
+    model: str = "models/face_gate_int8.tflite"
+    threshold: float = 0.5  # P(face) a new detection needs (device/vision/face_gate.py)
+
+
+@dataclass(frozen=True)
 class LoggingSection:
     level: Literal["debug", "info", "warning", "error"] = "info"
     file: str = ""  # empty: stderr (journald under systemd)
@@ -163,6 +170,7 @@ class Config:
     events: EventsSection = EventsSection()
     mqtt: MqttSection = MqttSection()
     face: FaceSection = FaceSection()
+    gate: GateSection = GateSection()
     logging: LoggingSection = LoggingSection()
     audio: AudioSection = AudioSection()
     fusion: FusionSection = FusionSection()
@@ -325,6 +333,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "fusion.face_weight": (0, 10),
     "fusion.voice_weight": (0, 10),
     "fusion.stale_after_s": (0.1, 60),
+    "gate.threshold": (0.01, 0.99),
 }
 # Characters that would change what a topic means (wildcards, levels) or that brokers refuse.
 TOPIC_UNSAFE = set("+#/\x00") | {" "}
@@ -398,6 +407,9 @@ def _validate(config: Config, layers: _Layers) -> None:
                   "build one with `make train quantize` or point face.model (--model) at a .tflite")
     if c.face.card:
         existing_file("face", "card", c.face.card, "model card")
+    if c.gate.enabled:
+        existing_file("gate", "model", c.gate.model, "face gate model",
+                      "point gate.model at face_gate_int8.tflite, or set gate.enabled = false")
     _validate_mqtt(c, check)
     if c.logging.file:
         check.writable_file_path("logging", "file", c.logging.file)

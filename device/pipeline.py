@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 import cv2
 import numpy as np
@@ -42,6 +43,7 @@ from device.sinks.event_sink import EventSink, SinkHealth
 from device.vision.box_geometry import crop, expand_and_clip
 from device.vision.detector_factory import FaceDetector
 from device.vision.face_classifier import FaceClassifier
+from device.vision.face_gate import FaceGate
 from device.vision.face_tracker import FaceTracker, Track
 from device.vision.frame_sources import Frame, FrameSource
 from device.vision.preprocessing import equalized_face
@@ -76,7 +78,7 @@ class Pipeline:
     def __init__(self, config: Config, source: FrameSource, detector: FaceDetector, tracker: FaceTracker,
                  classifier: FaceClassifier, messages: MessageFactory, sinks: list[EventSink],
                  voice: VoiceInput | None = None, notifier: ServiceNotifier | None = None,
-                 annotator: AnnotatedVideo | None = None) -> None:
+                 annotator: AnnotatedVideo | None = None, gate: FaceGate | None = None) -> None:
         self.config = config
         self.source = source
         self.detector = detector
@@ -87,6 +89,7 @@ class Pipeline:
         self.voice = voice
         self.notifier = notifier or ServiceNotifier({})
         self.annotator = annotator
+        self.gate = gate
         self.stop = threading.Event()
         self.stats = PipelineStats()
         self.reports: dict[int, ReportedTrack] = {}
@@ -141,7 +144,8 @@ class Pipeline:
         if frame.index % cfg.detector.every_n_frames == 0:
             boxes = self.detector.detect_small(small, factor)
             t1 = clock()
-            changes = self.tracker.update(boxes, small, factor, frame.media_time_s)
+            admit = partial(self.gate.admits, grey) if self.gate is not None else None
+            changes = self.tracker.update(boxes, small, factor, frame.media_time_s, admit)
             ended = changes.ended
             self.tracks_seen += len(changes.started)
         else:
