@@ -33,3 +33,6 @@ class Task:
     predict: Callable = field(default=lambda model, x: model.predict(x, batch_size=256, verbose=0))
     """(model, samples) -> probabilities, as the modality scores them (used for teachers' targets)."""
     clean: Callable = field(default=lambda samples: samples)
+    mix: Callable | None = None
+    """(x, targets, weights) -> the same, blended across a batch after `augment` (voice: mixup);
+    None = off."""

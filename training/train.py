@@ -39,6 +39,9 @@ def build_task(args: argparse.Namespace) -> Task:
 
         return face_gate_task(args.data, args.train_usage, args.val_usage, args.seed)
     if args.model in FACE_MODELS:
+        for option, value in (("--babble", args.babble), ("--mixup", args.mixup)):
+            if value:
+                raise DataError(f"{option} applies to the voice model, not {args.model}")
         return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift,
                          args.augment_strength)
     for option, value, default in (("--teacher-shift", args.teacher_shift, 0),
@@ -47,7 +50,8 @@ def build_task(args: argparse.Namespace) -> Task:
             raise DataError(f"{option} applies to the face models, not {args.model}")
     from training.voice_task import voice_task
 
-    return voice_task(args.data, args.train_actors, args.val_actors, args.seed)
+    return voice_task(args.data, args.train_actors, args.val_actors, args.seed, args.babble,
+                      args.babble_snr, args.mixup, watch_only=args.keep == "last")
 
 
 def class_weights(labels: np.ndarray, num_classes: int, power: float) -> np.ndarray:
@@ -220,6 +224,8 @@ def make_dataset(task: Task, targets: np.ndarray, batch_size: int, seed: int, nu
     ds = ds.shuffle(len(task.y_train), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(lambda x, y, w: (task.augment(x), y, w), num_parallel_calls=tf.data.AUTOTUNE)
+    if task.mix is not None:
+        ds = ds.map(task.mix, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -387,6 +393,26 @@ def _share(value: str) -> float:
     return share
 
 
+def _snr_range(value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError:
+        low, high = 1.0, 0.0
+    if not low <= high:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected LOW,HIGH in dB such as 5,30")
+    return low, high
+
+
+def _alpha(value: str) -> float:
+    try:
+        alpha = float(value)
+    except ValueError:
+        alpha = -1.0
+    if alpha < 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected 0 (off) or a Beta parameter such as 0.2")
+    return alpha
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=list(BUILDERS), required=True)
@@ -436,6 +462,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ema", type=_momentum, default=0.0, metavar="MOMENTUM",
                         help="validate and keep an exponential moving average of the weights "
                         "(e.g. 0.999: about the last 1000 steps); 0 = off")
+    parser.add_argument("--babble", type=_share, default=0.0, metavar="SHARE",
+                        help="voice: share of training samples with 1-3 other clips of the batch mixed "
+                        "in underneath at a random SNR (--babble-snr); 0 = off (the shipped recipe)")
+    parser.add_argument("--babble-snr", type=_snr_range, default=(5.0, 30.0), metavar="LOW,HIGH",
+                        help="voice: SNR range of --babble in dB")
+    parser.add_argument("--mixup", type=_alpha, default=0.0, metavar="ALPHA",
+                        help="voice: mixup of inputs and targets within a batch, lam ~ Beta(ALPHA, ALPHA); "
+                        "0 = off")
     return parser.parse_args(argv)
 
 

@@ -1,0 +1,80 @@
+"""Options of the voice recipe chosen by cross-validation: babble from the batch, mixup, and a
+shipped model trained on every actor with validation only watched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from training import train  # noqa: E402
+from training.voice_task import CROP_FRAMES, babble, make_augment, mixup  # noqa: E402
+
+
+def _batch(size: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    batch = rng.normal(-60.0, 8.0, (size, CROP_FRAMES, 64, 1)).astype(np.float32)
+    batch[1] += 25.0  # a loud clip: its babble must come down to its SNR all the same
+    return batch
+
+
+def _level(x: np.ndarray) -> np.ndarray:
+    return 10 * np.log10(np.mean(10 ** (x.astype(np.float64) / 10), axis=(1, 2, 3)))
+
+
+def test_babble_is_other_clips_of_the_batch_at_the_snr_asked_for() -> None:
+    x = _batch()
+    noisy = babble(tf.constant(x), 1.0, (12.0, 12.0)).numpy()
+    power = 10 ** (noisy.astype(np.float64) / 10) - 10 ** (x.astype(np.float64) / 10)
+    added = 10 * np.log10(np.maximum(power, 1e-30))
+    np.testing.assert_allclose(_level(x) - _level(added), 12.0, atol=0.05)
+    np.testing.assert_array_equal(babble(tf.constant(x), 0.0).numpy(), x)  # share 0: untouched
+    assert make_augment(0.0).__name__ == "augment"  # the shipped chain unless asked for
+    assert make_augment(0.5)(tf.constant(x)).shape == (8, 198, 64, 1)
+
+
+def test_mixup_blends_inputs_targets_and_weights_alike_with_the_sample_dominant() -> None:
+    x = _batch()
+    y = np.eye(8, dtype=np.float32)
+    w = np.arange(1, 9, dtype=np.float32)
+    mixed = mixup(tf.constant(x), tf.constant(y), tf.constant(w), 0.4)
+    mixed_x, mixed_y, mixed_w = (t.numpy() for t in mixed)
+    lam = mixed_y.max(axis=1)
+    assert np.all(lam >= 0.5 - 1e-6) and np.allclose(mixed_y.sum(axis=1), 1.0)
+    own = mixed_y.argmax(axis=1)
+    np.testing.assert_array_equal(own, np.arange(8))
+    other = np.array([np.argsort(row)[-2] if row.max() < 1 - 1e-6 else i for i, row in enumerate(mixed_y)])
+    share = lam[:, None, None, None]
+    np.testing.assert_allclose(mixed_x, share * x + (1 - share) * x[other], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(mixed_w, lam * w + (1 - lam) * w[other], rtol=1e-5)
+
+
+def test_voice_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for option, value, message in (("--babble", "1.5", "between 0 and 1"),
+                                   ("--babble-snr", "30,5", "LOW,HIGH"), ("--mixup", "-1", "Beta")):
+        with pytest.raises(SystemExit):
+            train.parse_args(["--model", "voice_cnn", "--data", ".", option, value])
+        assert message in capsys.readouterr().err
+    parsed = train.parse_args(["--model", "voice_cnn", "--data", ".", "--babble-snr", "5,30"])
+    assert parsed.babble_snr == (5, 30)
+    code = train.main(["--model", "mini_xception", "--data", str(tmp_path), "--mixup", "0.2",
+                       "--out", str(tmp_path / "run")])
+    assert code == 2 and "--mixup applies to the voice model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_voice_run_with_babble_and_mixup_on_every_actor(tmp_path: Path, capsys) -> None:
+    from tests.voice_fixtures import write_ravdess_folder
+
+    data = write_ravdess_folder(tmp_path / "ravdess", actors=(1, 2, 3))
+    common = ["--model", "voice_cnn", "--width", "0.5", "--data", str(data), "--train-actors", "1-3",
+              "--val-actors", "3", "--batch-size", "8", "--epochs", "1", "--babble", "0.5", "--mixup", "0.2"]
+    assert train.main([*common, "--out", str(tmp_path / "selected")]) == 2  # best epoch on trained actors
+    assert "--keep last" in capsys.readouterr().err
+    assert train.main([*common, "--out", str(tmp_path / "all"), "--keep", "last"]) == 0
+    info = json.loads((tmp_path / "all" / "training.json").read_text())
+    assert "watched only" in info["data"]["protocol"] and info["kept_epoch"] == 1
