@@ -60,9 +60,9 @@ class BlazeFaceSection:
     min_score: float = 0.5  # MediaPipe's own threshold for this model
     nms_iou: float = 0.3  # boxes overlapping more than this are averaged into one (MediaPipe's)
     # The FER2013 square around BlazeFace's box, in box widths (docs/device.md, Crop framing)
-    framing_scale: float = 1.0
+    framing_scale: float = 1.18
     framing_offset_x: float = 0.0
-    framing_offset_y: float = 0.0
+    framing_offset_y: float = -0.10
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,13 @@ def test_daemon_runs_on_blazeface(demo_video: Path, face_model: Path, tmp_path: 
     assert any(s.get("appear") == 0 and s.get("end") == 179 and s["box"]["w"] > 120 for s in spans.values())
     assert any(45 <= s.get("appear", -1) <= 80 and 115 <= s.get("end", -1) <= 150 and s["box"]["x"] > 450
                for s in spans.values()), spans
+
+
+def test_a_face_at_the_top_edge_gets_a_box_inside_the_frame() -> None:
+    # the FER2013 square reaches above BlazeFace's box: at the top edge it is cut at the frame, so the
+    # tracker's face patch and the crop both exist (a box past the edge once left a track without a patch)
+    detector = BlazeFaceDetector(DetectorSection(), BlazeFaceSection(model=str(MODEL)))
+    frame, _ = portrait_frame(160, at=(300, 4))
+    boxes = detector.detect_small(*detector.downscale(frame))
+    assert boxes and all(b.x >= 0 and b.y >= 0 and b.x + b.w <= 640 and b.y + b.h <= 480 for b in boxes)
+    assert any(b.y == 0 and b.w > b.h for b in boxes)

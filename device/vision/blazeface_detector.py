@@ -25,7 +25,7 @@ from device.errors import DetectorError, ModelLoadError
 from device.runtime.model_card_check import check_file_bytes, read_card
 from device.runtime.native_output import native_output_to_debug_log
 from device.runtime.tflite_model import interpreter_class
-from device.vision.box_geometry import Box, shrink_to_width
+from device.vision.box_geometry import Box, expand_and_clip, shrink_to_width
 from device.vision.ssd_anchors import decode_boxes, ssd_anchor_centres, weighted_nms
 
 # Padding the detection frame to a multiple of the coarsest stride keeps every feature map an exact
@@ -132,7 +132,13 @@ class BlazeFaceDetector:
     def detect_small(self, small: np.ndarray, factor: float) -> list[Box]:
         """Detect on an already downscaled frame; FER2013-framed square boxes in full-frame pixels."""
         boxes, _ = self.detect_raw(small)
-        return [fer_square(box, factor, *self.framing) for box in boxes]
+        # A face near the frame's edge has a square that reaches past it; the part inside the frame
+        # is what can be cropped, and the tracker's face patch must lie inside the frame too (a box
+        # past the top edge once left a track without a patch, held for seconds after its face).
+        width, height = round(small.shape[1] * factor), round(small.shape[0] * factor)
+        framed = (expand_and_clip(fer_square(box, factor, *self.framing), 0.0, width, height)
+                  for box in boxes)
+        return [box for box in framed if box.w > 0 and box.h > 0]
 
 
 def fer_square(box: np.ndarray, factor: float, scale: float, offset_x: float, offset_y: float) -> Box:
