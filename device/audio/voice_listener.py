@@ -152,7 +152,7 @@ class VoiceListener:
             end += self.hop_samples
 
     def _classify(self, window: np.ndarray) -> VoiceReading:
-        vad = detect_voice(window, self.section.vad_threshold_db)
+        vad = detect_voice(window, self.section.vad_threshold_db, self.section.vad_margin_db)
         if not vad.voiced:
             return VoiceReading(time.time(), vad)
         started = time.perf_counter()
