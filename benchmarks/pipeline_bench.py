@@ -26,7 +26,7 @@ import numpy as np
 from demo.clip import frames, write_video
 from demo.local_broker import MosquittoBroker, mosquitto_binary
 from device.app import App
-from device.config import DEFAULT_FACE_MODEL, load_config
+from device.config import DEFAULT_FACE_MODEL, GateSection, load_config
 from device.vision.haar_detector import default_cascade_path
 from device.vision.preprocessing import FACE_SIZE
 
@@ -112,9 +112,29 @@ def daemon_peak_rss_mb(clip: Path, model: Path, broker_url: str) -> float:
     return float(found.group(1))
 
 
+def gate_pair(clip: Path, model: Path, broker_url: str, rounds: int = 2) -> dict:
+    """The 1-face pipeline with the face gate off and on, alternated `rounds` times in this process so
+    both see the same load; mean fps and stage times of each. The gate only scores detections that
+    would start a track, so its cost lands in the `track` stage."""
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for state, summaries in runs.items():
+            enabled = "true" if state == "on" else "false"
+            summaries.append(pipeline_run(clip, model, broker_url, (("gate.enabled", enabled),)))
+    out = {}
+    for state, summaries in runs.items():
+        out[f"pipeline_fps_1face_gate_{state}"] = float(np.mean([r["fps"] for r in summaries]))
+        out[f"stage_ms_1face_gate_{state}"] = {
+            stage: float(np.mean([r["stage_ms"][stage] for r in summaries])) for stage in STAGES}
+    return out
+
+
 def print_table(results: dict, model_name: str, broker: str) -> None:
     rows = [("pipeline, 1 face", results["pipeline_fps_1face"], results["stage_ms_1face"]),
             ("pipeline, 3 faces", results["pipeline_fps_3faces"], results["stage_ms_3faces"])]
+    rows += [(f"1 face, gate {state}", results[f"pipeline_fps_1face_gate_{state}"],
+              results[f"stage_ms_1face_gate_{state}"]) for state in ("off", "on")
+             if f"pipeline_fps_1face_gate_{state}" in results]
     print(f"model: {model_name}; 640x480 MJPEG clips, 1 thread; publish to {broker}")
     print(f"{'loop':<20} {'fps':>7}  " + " ".join(f"{s:>10}" for s in STAGES) + "   (ms per frame)")
     for name, fps, stages in rows:
@@ -137,6 +157,7 @@ def run_pipeline_bench(frame_count: int = 300, naive_frames: int = 60) -> dict:
         url = broker.url if broker else ""
         try:
             one_face = pipeline_run(one, model, url)
+            gated = gate_pair(one, model, url) if Path(GateSection().model).is_file() else {}
             three_faces = pipeline_run(three, model, url)
             rss = daemon_peak_rss_mb(one, model, url)
         finally:
@@ -149,7 +170,7 @@ def run_pipeline_bench(frame_count: int = 300, naive_frames: int = 60) -> dict:
         "faces_per_frame_1face": one_face["faces_per_frame"],
         "faces_per_frame_3faces": three_faces["faces_per_frame"],
         "naive_fps_1face": round(naive, 2), "speedup_vs_naive": round(one_face["fps"] / naive, 1),
-        "rss_mb": rss, "pipeline_bench_model": model_name,
+        "rss_mb": rss, "pipeline_bench_model": model_name, **gated,
     }
     print_table(results, model_name, "mosquitto on loopback" if url else "nowhere (no mosquitto)")
     return results

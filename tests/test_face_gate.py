@@ -62,12 +62,13 @@ def test_mined_patches_are_daemon_crops_and_skip_masked_faces(monkeypatch: pytes
     picture = np.random.default_rng(1).integers(0, 256, (300, 400)).astype(np.uint8)
     patches, sources = data.mine_negatives("train", spec, pictures=("free",), loader=lambda name: picture)
     assert patches.dtype == np.uint8 and patches.shape[1:] == (48, 48) and len(patches) == len(sources)
-    assert {"free", "synthetic"} <= set(sources)
+    assert {source.split("/")[0] for source in sources} == {"free", "synthetic"}
+    assert "random" in {source.split("/")[1] for source in sources} <= {"haar", "random"}
     assert all(np.ptp(p) > 200 for p in patches)  # equalized: the full grey range
     # a picture that is all face gives nothing; only the procedural frames remain
     monkeypatch.setitem(data.FACE_REGIONS, "all_face", [(0, 0, 400, 300)])
     _, sources = data.mine_negatives("train", spec, pictures=("all_face",), loader=lambda name: picture)
-    assert set(sources) == {"synthetic"}
+    assert {source.split("/")[0] for source in sources} == {"synthetic"}
     again, _ = data.mine_negatives("train", spec, pictures=("free",), loader=lambda name: picture)
     other, _ = data.mine_negatives("val", spec, pictures=("free",), loader=lambda name: picture)
     assert np.array_equal(again, patches) and not np.array_equal(other[:5], patches[:5])  # seeded per split
@@ -80,8 +81,11 @@ def test_gate_rates_count_recall_and_false_accepts() -> None:
     probs = np.array([0.9, 0.8, 0.6, 0.2, 0.7, 0.1, 0.1, 0.0])
     rates = gate_rates(labels, probs, 0.5)
     assert rates == {"face_recall": 0.75, "false_accept": 0.25, "accuracy": 0.75}
-    table = threshold_table(labels, probs, ["face"] * 4 + ["wall", "wall", "sky", "sky"])
-    assert table["false_accept_by_source_at_0.5"] == {"sky": 0.0, "wall": 0.5}
+    sources = ["face"] * 4 + ["wall/haar", "wall/random", "sky/haar", "sky/random"]
+    table = threshold_table(labels, probs, sources)
+    assert table["false_accept_by_source_at_0.5"] == {"sky/haar": 0.0, "sky/random": 0.0, "wall/haar": 1.0,
+                                                      "wall/random": 0.0}
+    assert table["haar_false_accept"]["0.5"] == 0.5 and table["haar_patches"] == 2
 
 
 def test_builder_is_tiny_and_answers_face_or_not() -> None:

@@ -43,7 +43,9 @@ from device.vision.preprocessing import FACE_SIZE, equalized_face
 from training.data_errors import DataError
 
 FRAME_W, FRAME_H = 640, 480
-DATA_VERSION = 1
+# 2: each source says which kind of box it was (haar or random); 3: Haar's boxes sorted before the
+# random pick (OpenCV's threads return them in varying order, which changed about 5% of the patches)
+DATA_VERSION = 3
 
 # make e2e's natural backgrounds (benchmarks/e2e/clip_generator.py NATURAL; chelsea is also `cat`):
 # held out of both splits. tests/test_face_gate.py checks the two lists agree.
@@ -191,37 +193,39 @@ def _detectors(spec: NegativeSpec) -> list[HaarDetector]:
 
 
 def frame_boxes(frame: np.ndarray, detectors: list[HaarDetector], spec: NegativeSpec,
-                rng: np.random.Generator) -> list[Box]:
-    """Haar's boxes on the frame (a random few per setting) and random squares."""
-    boxes: list[Box] = []
+                rng: np.random.Generator) -> list[tuple[Box, str]]:
+    """Haar's boxes on the frame (a random few per setting) and random squares, each with its kind."""
+    boxes: list[tuple[Box, str]] = []
     for detector in detectors:
-        found = detector.detect_small(*detector.downscale(frame))
+        found = sorted(detector.detect_small(*detector.downscale(frame)))
         for i in rng.permutation(len(found))[:spec.haar_per_setting]:
-            boxes.append(found[int(i)])
+            boxes.append((found[int(i)], "haar"))
     low, high = spec.box_range
     for _ in range(spec.random_boxes):
         side = int(np.exp(rng.uniform(np.log(low), np.log(min(high, FRAME_H)))))
-        boxes.append(Box(int(rng.integers(0, FRAME_W - side + 1)), int(rng.integers(0, FRAME_H - side + 1)),
-                         side, side))
+        boxes.append((Box(int(rng.integers(0, FRAME_W - side + 1)), int(rng.integers(0, FRAME_H - side + 1)),
+                          side, side), "random"))
     return boxes
 
 
-def patches_from_frame(frame: np.ndarray, mask: np.ndarray | None, boxes: list[Box]) -> list[np.ndarray]:
-    """Each box that stays clear of the mask, as the daemon would crop and equalize it."""
+def patches_from_frame(frame: np.ndarray, mask: np.ndarray | None,
+                       boxes: list[tuple[Box, str]]) -> list[tuple[np.ndarray, str]]:
+    """Each box that stays clear of the mask, as the daemon would crop and equalize it, with its kind."""
     out = []
-    for box in boxes:
+    for box, kind in boxes:
         if box.w < 8 or box.h < 8:
             continue
         if mask is not None and crop(mask, box).any():
             continue
-        out.append(equalized_face(crop(frame, box), FACE_SIZE))
+        out.append((equalized_face(crop(frame, box), FACE_SIZE), kind))
     return out
 
 
 def mine_negatives(split: str, spec: NegativeSpec = NegativeSpec(),
                    pictures: tuple[str, ...] | None = None,
                    loader: Callable[[str], np.ndarray] = load_picture) -> tuple[np.ndarray, list[str]]:
-    """(N, 48, 48) uint8 non-face patches of one split, and the source each came from."""
+    """(N, 48, 48) uint8 non-face patches of one split, and where each came from: `picture/kind`, the
+    kind `haar` (a detector's false positive) or `random` (a random box)."""
     if split not in ("train", "val"):
         raise ValueError(f"split {split!r}: expected train or val")
     names = pictures if pictures is not None else (TRAIN_PICTURES if split == "train" else VAL_PICTURES)
@@ -239,14 +243,14 @@ def mine_negatives(split: str, spec: NegativeSpec = NegativeSpec(),
         for _ in range(spec.frames_per_picture):
             frame, frame_mask = picture_frame(picture, mask, rng)
             found = patches_from_frame(frame, frame_mask, frame_boxes(frame, detectors, spec, rng))
-            patches += found
-            sources += [name] * len(found)
+            patches += [patch for patch, _ in found]
+            sources += [f"{name}/{kind}" for _, kind in found]
     synthetic = spec.synthetic_frames if split == "train" else spec.synthetic_frames // 4
     for _ in range(synthetic):
         frame = synthetic_frame(rng)
         found = patches_from_frame(frame, None, frame_boxes(frame, detectors, spec, rng))
-        patches += found
-        sources += ["synthetic"] * len(found)
+        patches += [patch for patch, _ in found]
+        sources += [f"synthetic/{kind}" for _, kind in found]
     return np.stack(patches) if patches else np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8), sources
 
 
