@@ -44,7 +44,7 @@ class SourceSection:
 
 @dataclass(frozen=True)
 class DetectorSection:
-    kind: Literal["haar", "blazeface"] = "haar"  # blazeface: [blazeface]; haar: the keys below
+    kind: Literal["haar", "blazeface"] = "blazeface"  # blazeface: [blazeface]; haar: the keys below
     cascade: str = ""  # empty: OpenCV's haarcascade_frontalface_alt2.xml
     detect_width: int = 320
     scale_factor: float = 1.2
@@ -57,7 +57,7 @@ class DetectorSection:
 @dataclass(frozen=True)
 class BlazeFaceSection:
     model: str = "models/detectors/face_detection_short_range.tflite"
-    min_score: float = 0.5  # MediaPipe's own threshold for this model
+    min_score: float = 0.65  # MediaPipe uses 0.5; see device/example.toml for what each found
     nms_iou: float = 0.3  # boxes overlapping more than this are averaged into one (MediaPipe's)
     # The FER2013 square around BlazeFace's box, in box widths (docs/device.md, Crop framing)
     framing_scale: float = 1.18
