@@ -161,6 +161,9 @@ install-service:
 	  echo "python3 -m venv $$site $(PREFIX)/venv"; python3 -m venv $$site $(PREFIX)/venv; fi
 	$(PREFIX)/venv/bin/python -m pip install -q --upgrade .
 	install -m 0644 models/*_int8.tflite models/*_int8.json models/fusion_bel.json $(PREFIX)/models/
+	mkdir -p $(PREFIX)/models/detectors
+	install -m 0644 models/detectors/*.tflite models/detectors/*.json models/detectors/LICENSE-* \
+	  $(PREFIX)/models/detectors/
 	@[ -f $(ETC)/edge-emotion.toml ] || install -m 0644 device/example.toml $(ETC)/edge-emotion.toml
 	@[ -f $(ETC)/mqtt-password ] || install -m 0600 /dev/null $(ETC)/mqtt-password
 	sed -e 's#/opt/edge-emotion#$(PREFIX)#g' -e 's#/etc/edge-emotion#$(ETC)#g' \

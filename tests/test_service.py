@@ -132,6 +132,7 @@ def test_install_service_is_idempotent_and_its_unit_verifies(tmp_path: Path) -> 
     assert (etc / "edge-emotion.toml").read_text() == "# kept\n"  # the user's config survives
     assert stat.S_IMODE((etc / "mqtt-password").stat().st_mode) == 0o600
     assert (prefix / "models" / "face_mini_xception_int8.tflite").is_file()
+    assert (prefix / "models" / "detectors" / "face_detection_short_range.json").is_file()  # default detector
     code = ("import device.app, sys; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'demo', 'training')))")
     probe = subprocess.run([str(prefix / "venv" / "bin" / "python"), "-c", code], capture_output=True,
