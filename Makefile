@@ -138,6 +138,14 @@ bench: install
 e2e: install
 	$(PY) -m benchmarks.e2e --shared $(SHARED)
 
+# The daemon's ear end to end: actors 17-20 clips with silence between them, clean and with babble
+# (actors 01-16) and broadband noise at 20 and 10 dB SNR, each through `python -m device` at real
+# time (about 25 minutes, the five streams in parallel); per-clip accuracy from the daemon's own
+# windows against make evaluate on the same clips (kept in runs/e2e_voice/).
+.PHONY: e2e-voice
+e2e-voice: install
+	$(PY) -m benchmarks.e2e_voice --shared $(SHARED)
+
 # The dashboard under a fleet's load: mosquitto on loopback, 50 simulated devices x 10 events/s for 60 s.
 bench-dashboard: install
 	$(PY) -m benchmarks.dashboard_load --devices 50 --rate 10 --seconds 60
