@@ -16,6 +16,7 @@ windows (VAD, classifier; identical readings, checked on every real run): for tr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--out", type=Path, default=Path("runs/e2e_voice"), help="streams, events, results")
     parser.add_argument("--seed", type=int, default=VoiceClipSpec.seed)
+    parser.add_argument("--actors", default=VoiceClipSpec.actors, help="the stream's speakers")
+    parser.add_argument("--babble-actors", default=VoiceClipSpec.babble_actors,
+                        help="the babble's speakers (never the stream's)")
     parser.add_argument("--clips", type=int, default=0, help="only the first N clips of the stream (0: all)")
     parser.add_argument("--conditions", default="all",
                         help="comma-separated stream names (clean, babble_20_dB, ...) or all")
@@ -112,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     asked = args.conditions.split(",")
     chosen = [n for n, _, _ in CONDITIONS if args.conditions == "all" or slug(n) in asked]
-    spec = VoiceClipSpec(seed=args.seed, clips=args.clips)
+    spec = VoiceClipSpec(seed=args.seed, clips=args.clips, actors=args.actors,
+                         babble_actors=args.babble_actors)
     paths, video, timeline_path = generate(ravdess, spec, args.out)
     timeline = json.loads(timeline_path.read_text())
     from device.audio.audio_sources import read_audio_file, to_int16
     from device.audio.voice_classifier import VoiceClassifier
 
     classifier = VoiceClassifier(model, num_threads=1)
+    model_tag = f"{model.stem}_{hashlib.sha256(model.read_bytes()).hexdigest()[:10]}"  # caches follow it
     model_clean = model_on_clean_clips(model, ravdess, timeline)
     tag = "replay" if args.replay else "daemon"
     runs = {}
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in chosen:
         samples = to_int16(read_audio_file(paths[name]))
-        settings_tag = f"{threshold:g}_{margin:g}_{hop_s:g}_{model.stem}"
+        settings_tag = f"{threshold:g}_{margin:g}_{hop_s:g}_{model_tag}"
         replay = cached(args.out / f"replay_{slug(name)}_{settings_tag}.json", replay_readings,
                         samples, classifier, threshold, hop_s, margin)
         replay = {int(k): v for k, v in replay.items()}
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             result = score_stream(events, timeline, hop_s, replay)
             result["replay_check"] = compare_to_replay(readings_from_events(events, hop_s, replay)[0], replay)
         result["condition"] = name
-        cut_path = args.out / f"model_cut_{slug(name)}_{model.stem}.json"
+        cut_path = args.out / f"model_cut_{slug(name)}_{model_tag}.json"
         result["model_cut"] = cached(cut_path, model_on_cut_clips, classifier,
                                      samples.astype(np.float32) / 32768.0, timeline)
         results.append(result)
