@@ -59,7 +59,7 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 
-train: train-face train-voice
+train: train-face train-voice train-gate
 
 # The commands that made the shipped models; each resumes from its checkpoint when re-run. Each face
 # model: a first schedule, then a warm restart from its best checkpoint with a fresh cosine schedule
@@ -99,6 +99,17 @@ train-face: install
 	for m in face_mini_xception face_ds_cnn; do \
 	  cp $(RUNS)/$$m/best.keras models/keras/$$m.keras; cp $(RUNS)/$$m/training.json models/keras/$$m.training.json; done
 
+# The face gate (face or not, on the 48x48 crop of a new detection; off by default, docs/device.md):
+# FER2013 faces against patches mined by code from pictures shipped with scikit-image and matplotlib.
+# The epoch is chosen on the validation split (PublicTest faces, patches of other pictures).
+.PHONY: train-gate
+train-gate: install
+	$(PY) -m training.train --model face_gate --data $(FER) --out $(RUNS)/face_gate \
+	  --epochs 30 --batch-size 128 --lr 3e-3 --label-smoothing 0 --patience 30
+	mkdir -p models/keras
+	cp $(RUNS)/face_gate/best.keras models/keras/face_gate.keras
+	cp $(RUNS)/face_gate/training.json models/keras/face_gate.training.json
+
 train-voice: install
 	$(PY) -m training.train --model voice_cnn --data $(RAVDESS) --out $(RUNS)/voice_cnn \
 	  --width 1.25 --epochs 45 --batch-size 32 --lr 3e-3 --patience 45
@@ -123,6 +134,9 @@ quantize: install
 	@if [ -f models/keras/voice_cnn.keras ]; then \
 	  $(PY) -m converters.quantize --keras models/keras/voice_cnn.keras --data $(RAVDESS) --name voice_cnn \
 	    --max-drop 1.5 --training-info models/keras/voice_cnn.training.json; fi
+	@if [ -f models/keras/face_gate.keras ]; then \
+	  $(PY) -m converters.quantize --keras models/keras/face_gate.keras --data $(FER) --name face_gate \
+	    --training-info models/keras/face_gate.training.json; fi
 	$(PY) -m converters.golden_outputs
 
 evaluate: install
