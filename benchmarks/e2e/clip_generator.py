@@ -31,7 +31,12 @@ from device.runtime.labels import FACE_LABELS
 
 NATURAL = ("camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "clock", "moon", "page")
 BACKGROUNDS = ("flat", "noisy", "natural")
-TIMELINE_VERSION = 1
+# Real faces in those pictures, (x, y, w, h) in the picture's own pixels around the whole head. A
+# detector that finds the cameraman is right, yet the scorer would count his track as false, so his
+# head is painted over from its surroundings (timeline version 2; in version 1 BlazeFace tracked
+# him in 6 of its 10 tracks that lay on no labelled face).
+PICTURE_FACES = {"camera": ((160, 60, 130, 170),)}
+TIMELINE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ def natural_background(name: str) -> np.ndarray:
         image = image.astype(np.uint8) * 255
     if image.ndim == 3:
         image = cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+    if name in PICTURE_FACES:
+        mask = np.zeros(image.shape, np.uint8)
+        for x, y, w, h in PICTURE_FACES[name]:
+            mask[y:y + h, x:x + w] = 255
+        image = cv2.inpaint(image, mask, 5, cv2.INPAINT_TELEA)
     return image
 
 
