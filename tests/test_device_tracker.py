@@ -80,3 +80,27 @@ def test_end_all_returns_every_live_track() -> None:
     tracker.update([Box(10, 10, 40, 40), Box(100, 10, 40, 40)], small, 2.0, 0.0)
     assert [t.track_id for t in tracker.end_all()] == [1, 2]
     assert tracker.tracks == []
+
+
+def test_a_track_whose_face_left_a_textured_background_ends_at_the_next_round(monkeypatch) -> None:
+    # The tracked box holds the face and a ring of background (as BlazeFace's FER framing does).
+    # When the face goes, the background stays: a patch of the whole box would still match it.
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:240, 0:320]
+    background = (128 + 100 * np.sign(np.sin(xx / 3.0) * np.sin(yy / 4.0))).astype(np.uint8)
+    face = rng.integers(98, 158, (70, 70)).astype(np.uint8)
+    with_face = background.copy()
+    with_face[115:185, 115:185] = face
+    box = Box(100, 100, 100, 100)  # the face fills its middle 70%
+
+    def rounds_survived(inset: float) -> int:
+        monkeypatch.setattr("device.vision.face_tracker.TEMPLATE_INSET", inset)
+        tracker = FaceTracker(TrackerSection(max_missed=2))
+        tracker.update([box], with_face, 1.0, 0.0)
+        for n in range(1, 4):
+            if tracker.update([], background, 1.0, n / 15).ended:
+                return n
+        return 4
+
+    assert rounds_survived(0.15) == 1
+    assert rounds_survived(0.0) > 1  # the old whole-box patch held on to the background

@@ -55,6 +55,12 @@ def expand_and_clip(box: Box, margin: float, width: int, height: int) -> Box:
     return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
+def inset_box(box: Box, inset: float) -> Box:
+    """The middle of a box: `inset` of its size cut from every side."""
+    dx, dy = round(box.w * inset), round(box.h * inset)
+    return Box(box.x + dx, box.y + dy, box.w - 2 * dx, box.h - 2 * dy)
+
+
 def crop(frame: np.ndarray, box: Box) -> np.ndarray:
     """A view (no copy) of the frame inside `box`."""
     return frame[box.y:box.y + box.h, box.x:box.x + box.w]
