@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
+from benchmarks.e2e.__main__ import parse_settings
 from benchmarks.e2e.voice_clip import CONDITIONS, VoiceClipSpec, generate, slug
 from benchmarks.e2e.voice_scorer import (
     clip_answers,
@@ -98,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescore", action="store_true",
                         help="score the events of the last real-time run in --out again (no new run)")
     args = parser.parse_args(argv)
-    overrides = []
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item}: expected KEY=VALUE")
-        overrides.append((key.strip(), value.strip()))
+    overrides = parse_settings(parser, args.set)
     settings = dict(overrides)
     model = Path(settings.get("audio.model", DEFAULT_MODEL))
     threshold = float(settings.get("audio.vad_threshold_db", AudioSection.vad_threshold_db))

@@ -21,6 +21,17 @@ from benchmarks.e2e.clip_generator import ClipSpec
 from benchmarks.e2e.run import run_e2e
 
 
+def parse_settings(parser: argparse.ArgumentParser, items: list[str]) -> list[tuple[str, str]]:
+    """`--set KEY=VALUE` items as (key, value) pairs; anything else is the parser's usage error."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item}: expected KEY=VALUE")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared/datasets"))
@@ -30,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a daemon setting for this run (repeatable)")
     args = parser.parse_args(argv)
-    overrides = []
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item}: expected KEY=VALUE")
-        overrides.append((key.strip(), value.strip()))
+    overrides = parse_settings(parser, args.set)
     figures = run_e2e(args.shared, args.out, ClipSpec(seed=args.seed, scenes=args.scenes), overrides)
     print(json.dumps(figures))
     return 0
