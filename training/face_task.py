@@ -10,14 +10,20 @@ import tensorflow as tf
 
 from device.runtime.labels import FACE_LABELS
 from device.vision.preprocessing import equalize_batch
+from training.camera_crops import equalize, sensor, with_foreign_border
 from training.fer_data import load_faces
 from training.task import Task
 
 
 def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.12, shift: float = 0.1,
-                  contrast: float = 0.2, brightness: float = 25.0, strength: float = 1.0) -> tf.Tensor:
+                  contrast: float = 0.2, brightness: float = 25.0, strength: float = 1.0,
+                  camera: float = 0.0) -> tf.Tensor:
     """Random flip, rotation, zoom and shift in one bilinear warp, then contrast and brightness;
     `strength` scales every range but the flip's.
+
+    With `camera` > 0 the batch holds raw faces and leaves equalized, as the daemon equalizes its
+    crops: that share of faces gets a foreign border where the warp uncovered one, sensor noise and
+    blur (`training.camera_crops`) before the equalization.
 
     Plain TensorFlow ops (thread-safe inside a parallel tf.data map, unlike Keras preprocessing
     layers, whose backend switching crashed a run here), on raw 0..255 pixels.
@@ -39,13 +45,21 @@ def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.1
     b2 = centre - m10 * (centre + tx) - m11 * (centre + ty)
     zeros = tf.zeros([n])
     transforms = tf.stack([m00, m01, a2, m10, m11, b2, zeros, zeros], axis=1)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=batch, transforms=transforms, output_shape=tf.shape(batch)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+
+    def warp(images: tf.Tensor, fill_mode: str) -> tf.Tensor:
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+            fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode)
+
+    warped = warp(batch, "REFLECT")
+    chosen = tf.cast(tf.random.uniform([n, 1, 1, 1]) < camera, tf.float32)
+    if camera:
+        warped = with_foreign_border(warped, warp(tf.ones_like(batch), "CONSTANT"), chosen)
     mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
     gain = tf.random.uniform([n, 1, 1, 1], 1.0 - contrast, 1.0 + contrast)
     offset = tf.random.uniform([n, 1, 1, 1], -brightness, brightness)
-    return tf.clip_by_value((warped - mean) * gain + mean + offset, 0.0, 255.0)
+    lit = tf.clip_by_value((warped - mean) * gain + mean + offset, 0.0, 255.0)
+    return equalize(sensor(lit, chosen)) if camera else lit
 
 
 def shifted_faces(faces: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -68,14 +82,20 @@ def predict_faces(model: keras.Model, faces: np.ndarray, flip: bool = False, shi
     return sum(model.predict(view, batch_size=256, verbose=0) for view in views) / len(views)
 
 
+def _equalized(faces: np.ndarray) -> np.ndarray:
+    return equalize_batch(faces[..., 0].astype(np.uint8))[..., None].astype(np.float32)
+
+
 def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
-              teacher_shift: int = 0, augment_strength: float = 1.0) -> Task:
+              teacher_shift: int = 0, augment_strength: float = 1.0, camera_crops: float = 0.0) -> Task:
     """`augment_strength` scales every warp and lighting range (1 = the defaults, 0 = mirror
     images only): a last short step on nearly clean faces fits the model to the inputs it meets,
-    after long training on heavily warped ones."""
+    after long training on heavily warped ones. `camera_crops` is the share of training faces seen
+    as the daemon's camera crops them (`augment_faces`); then the training arrays stay raw and are
+    equalized after augmentation, and `clean` equalizes them for teachers and batch-norm statistics."""
     train = load_faces(data, train_usage)
     val = load_faces(val_data or data, val_usage)
-    x_train = equalize_batch(train.faces)[..., None].astype(np.float32)
+    x_train = (train.faces if camera_crops else equalize_batch(train.faces))[..., None].astype(np.float32)
     x_val = equalize_batch(val.faces)[..., None].astype(np.float32)
 
     def evaluate(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +108,8 @@ def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
     return Task(
         labels=FACE_LABELS,
         x_train=x_train, y_train=train.labels, x_val=x_val, y_val=val.labels,
-        augment=partial(augment_faces, strength=augment_strength),
+        augment=partial(augment_faces, strength=augment_strength, camera=camera_crops),
+        clean=_equalized if camera_crops else (lambda faces: faces),
         evaluate=evaluate,
         extras=extras,
         predict=lambda model, faces: predict_faces(model, faces, flip=True, shift=teacher_shift),

@@ -43,9 +43,10 @@ def build_task(args: argparse.Namespace) -> Task:
             if value:
                 raise DataError(f"{option} applies to the voice model, not {args.model}")
         return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift,
-                         args.augment_strength)
+                         args.augment_strength, args.camera_crops)
     for option, value, default in (("--teacher-shift", args.teacher_shift, 0),
-                                   ("--augment-strength", args.augment_strength, 1.0)):
+                                   ("--augment-strength", args.augment_strength, 1.0),
+                                   ("--camera-crops", args.camera_crops, 0.0)):
         if value != default:
             raise DataError(f"{option} applies to the face models, not {args.model}")
     from training.voice_task import voice_task
@@ -459,6 +460,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "un-augmented training samples (e.g. 10240); 0 = off")
     parser.add_argument("--augment-strength", type=_share, default=1.0, metavar="SHARE",
                         help="faces: scale of every augmentation range (1 = full, 0 = mirror images only)")
+    parser.add_argument("--camera-crops", type=_share, default=0.0, metavar="SHARE",
+                        help="faces: share of training faces seen as the daemon crops them from a camera "
+                        "(foreign border, sensor noise, blur, equalized after); 0 = off")
     parser.add_argument("--ema", type=_momentum, default=0.0, metavar="MOMENTUM",
                         help="validate and keep an exponential moving average of the weights "
                         "(e.g. 0.999: about the last 1000 steps); 0 = off")
