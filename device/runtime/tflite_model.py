@@ -25,7 +25,6 @@ _RUNTIMES = (
 )
 
 
-
 def interpreter_class() -> tuple[type, str]:
     """Return the first importable Interpreter class and the module it came from."""
     for module_name, attr in _RUNTIMES:
@@ -38,6 +37,19 @@ def interpreter_class() -> tuple[type, str]:
         "no TFLite interpreter is installed: pip install ai-edge-litert "
         "(or tflite-runtime on 32-bit Raspberry Pi OS)"
     )
+
+
+def open_interpreter(path: Path, num_threads: int, what: str, remedy: str) -> tuple[object, str]:
+    """An allocated interpreter for `path` and the runtime it came from; a file that is not a
+    TFLite model is one ModelLoadError naming `what` it was meant to be and the `remedy`."""
+    cls, runtime = interpreter_class()
+    try:
+        with native_output_to_debug_log(f"the TFLite runtime loading {path}"):
+            interpreter = cls(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{what} {path} is not a valid TFLite model ({exc}); {remedy}") from None
+    return interpreter, runtime
 
 
 @dataclass(frozen=True)
@@ -57,16 +69,8 @@ class TFLiteModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelLoadError(f"model file {self.path} does not exist")
-        cls, self.runtime = interpreter_class()
-        try:
-            with native_output_to_debug_log(f"the TFLite runtime loading {self.path}"):
-                self._interpreter = cls(model_path=str(self.path), num_threads=num_threads)
-                self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"model file {self.path} is not a valid TFLite model ({exc}); "
-                "copy it again or rebuild it with `make quantize`"
-            ) from None
+        self._interpreter, self.runtime = open_interpreter(
+            self.path, num_threads, "model file", "copy it again or rebuild it with `make quantize`")
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

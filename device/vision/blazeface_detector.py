@@ -24,7 +24,7 @@ from device.config import BlazeFaceSection, DetectorSection
 from device.errors import DetectorError, ModelLoadError
 from device.runtime.model_card_check import check_file_bytes, read_card
 from device.runtime.native_output import native_output_to_debug_log
-from device.runtime.tflite_model import interpreter_class
+from device.runtime.tflite_model import open_interpreter
 from device.vision.box_geometry import Box, expand_and_clip, shrink_to_width
 from device.vision.ssd_anchors import decode_boxes, ssd_anchor_centres, weighted_nms
 
@@ -70,14 +70,8 @@ class BlazeFaceDetector:
         self.min_score = section.min_score
         self.nms_iou = section.nms_iou
         self.framing = (section.framing_scale, section.framing_offset_x, section.framing_offset_y)
-        cls, self.runtime = interpreter_class()
-        try:
-            with native_output_to_debug_log(f"the TFLite runtime loading {self.path}"):
-                self._interpreter = cls(model_path=str(self.path), num_threads=num_threads)
-                self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"face detector model {self.path} is not a valid TFLite model ({exc}); "
-                                 "copy it again with its card") from None
+        self._interpreter, self.runtime = open_interpreter(
+            self.path, num_threads, "face detector model", "copy it again with its card")
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
         by_width = {int(o["shape"][-1]): o["index"] for o in outputs}
         if len(inputs) != 1 or len(outputs) != 2 or set(by_width) != {1, 16}:
