@@ -67,6 +67,25 @@ def test_quantize_then_make_evaluate_prints_json(trained_run: tuple[Path, Path],
     assert summary["accuracy"] == pytest.approx(card["metrics"]["results"]["int8"]["accuracy"])
     assert {"accuracy", "macro_f1", "top3"} <= set(summary)
 
+    # The int8 file as a distillation teacher (how the face teacher is committed): batched scoring
+    # gives what the device's own classifier gives face by face, and a broken file is one message.
+    import numpy as np
+
+    from device.vision.face_classifier import FaceClassifier
+    from device.vision.preprocessing import equalize_batch
+    from training.data_errors import DataError
+
+    faces = np.random.default_rng(4).integers(0, 256, (37, 48, 48), dtype=np.uint8)
+    teacher = train.load_teacher(str(tmp_path / "tiny_int8.tflite"))
+    assert teacher.input_shape == (None, 48, 48, 1) and teacher.output_shape == (None, 7)
+    batched = teacher.predict(equalize_batch(faces)[..., None].astype(np.float32), batch_size=16)
+    device = FaceClassifier(tmp_path / "tiny_int8.tflite", num_threads=1, flip_tta=False)
+    np.testing.assert_allclose(batched, np.stack([device.classify(f) for f in faces]), atol=1e-6)
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(DataError, match=r"teacher model .*broken\.tflite is not a valid TFLite model"):
+        train.load_teacher(str(broken))
+
 
 @pytest.mark.slow
 def test_warm_restart_records_the_run_it_continues(trained_run: tuple[Path, Path], tmp_path: Path) -> None:

@@ -23,12 +23,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from device.errors import ModelLoadError
 from training.architectures import BUILDERS
 from training.data_errors import DataError
 from training.face_task import face_task
 from training.metrics import classification_report
 from training.reports import write_reports
 from training.task import Task
+from training.tflite_teacher import TFLiteTeacher
 
 FACE_MODELS = {"mini_xception", "ds_cnn", "vgg_teacher"}
 
@@ -168,7 +170,7 @@ def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_
     soft = np.zeros_like(onehot)
     inputs = task.clean(task.x_train)
     for path in teachers:
-        teacher = load_checkpoint(path, "--teacher")
+        teacher = load_teacher(path)
         if teacher.input_shape[1:] != inputs.shape[1:] or teacher.output_shape[-1] != num_classes:
             raise DataError(f"{path}: the teacher maps {teacher.input_shape[1:]} to "
                             f"{teacher.output_shape[-1]} classes; this task needs "
@@ -177,6 +179,18 @@ def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_
         print(f"teacher {path}: {np.mean(soft.argmax(axis=1) == task.y_train):.4f} training accuracy "
               "(running ensemble)", flush=True)
     return ((1.0 - teacher_weight) * onehot + teacher_weight * soft / len(teachers)).astype(np.float32)
+
+
+def load_teacher(path: str) -> keras.Model | TFLiteTeacher:
+    """A .keras checkpoint, or an int8 .tflite (how the face teacher is committed)."""
+    if not path.endswith(".tflite"):
+        return load_checkpoint(path, "--teacher")
+    if not Path(path).is_file():
+        raise DataError(f"--teacher {path}: no such file")
+    try:
+        return TFLiteTeacher(Path(path))
+    except ModelLoadError as exc:
+        raise DataError(f"--teacher {exc}") from None
 
 
 def load_checkpoint(path: str, option: str) -> keras.Model:
@@ -448,8 +462,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "or the same grown by --extra-blocks)")
     parser.add_argument("--extra-blocks", type=_four_counts, default=None, metavar="A,B,C,D",
                         help="mini_xception: identity modules after each of the four modules")
-    parser.add_argument("--teacher", action="append", default=[], metavar="MODEL.keras",
-                        help="distil from this trained model (repeat for an ensemble)")
+    parser.add_argument("--teacher", action="append", default=[], metavar="MODEL",
+                        help="distil from this trained model, .keras or int8 .tflite (repeat: an ensemble)")
     parser.add_argument("--teacher-weight", type=_share, default=0.5,
                         help="share of the teachers' probabilities in the training targets")
     parser.add_argument("--teacher-shift", type=_pixels, default=0, metavar="PIXELS",
