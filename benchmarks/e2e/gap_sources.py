@@ -5,14 +5,15 @@
 
 `make e2e` compares what the daemon reports with the model on each face's clean 48x48 image. Between
 the two lie the camera (the face pasted into a frame, re-lit, with sensor noise and the codec), the
-detector's framing and its jitter, and the tracker and smoothing. This scores, at each face
-segment's last frame of the clip `make e2e` built (same spec, same faces):
+detector's framing and its jitter, and the tracker and smoothing. This scores, on every frame
+of every face segment of the clip `make e2e` built (same spec, same faces):
 
-- clean: the face's own 48x48 image (make e2e's "model" column);
+- clean: the face's own 48x48 image, once per face (make e2e's "model" column);
 - true box: the frame cropped at the face's true box (the camera's cost, no framing error);
 - detector: the frame cropped at the FER2013 square the daemon's detector makes around the face on
-  that frame alone (the framing's cost, no tracking or smoothing); also the ratio of its side to
-  the true side and its centre offset in true widths, which should sit at 1 and 0.
+  that frame alone (adds the framing's cost; no tracking or smoothing), on the frames where it
+  found the face, and "true box, detected" on those same frames; also the ratio of the square's
+  side to the true side and its centre offset in true widths, which should sit at 1 and 0.
 
 The difference between "detector" and the daemon's accuracy in `make e2e` is what tracking,
 smoothing and hysteresis cost or gain. Rows per background and overall; one JSON line last.
@@ -41,12 +42,13 @@ from device.vision.face_classifier import FaceClassifier
 from device.vision.haar_detector import HaarDetector
 
 
-def last_frames(timeline: dict) -> dict[int, list[dict]]:
-    """Frame index -> the face segments whose last frame it is."""
+def face_frames(timeline: dict) -> dict[int, list[dict]]:
+    """Frame index -> the face segments shown on it."""
     wanted: dict[int, list[dict]] = defaultdict(list)
     for segment in timeline["segments"]:
         if segment["faces"]:
-            wanted[segment["end_frame"] - 1].append(segment)
+            for index in range(segment["start_frame"], segment["end_frame"]):
+                wanted[index].append(segment)
     return wanted
 
 
@@ -67,7 +69,7 @@ def score(clip: Path, timeline: dict, faces: np.ndarray, overrides: list[tuple[s
     detector = (BlazeFaceDetector(config.detector, config.blazeface) if config.detector.kind == "blazeface"
                 else HaarDetector(config.detector))
     classifier = FaceClassifier(Path(config.face.model), num_threads=1, flip_tta=config.face.flip_tta)
-    wanted = last_frames(timeline)
+    wanted = face_frames(timeline)
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     framing: list[tuple[float, float, float]] = []
     capture = cv2.VideoCapture(str(clip))
@@ -85,14 +87,16 @@ def score(clip: Path, timeline: dict, faces: np.ndarray, overrides: list[tuple[s
                 for face in segment["faces"]:
                     x, y, w, h = face["boxes"][k]
                     found = nearest(boxes, face["boxes"][k])
-                    crops = {"clean": faces[face["row"]], "true box": grey[y:y + h, x:x + w]}
+                    crops = {"true box": grey[y:y + h, x:x + w]}
+                    if k == 0:  # the clean image once per face, the crops once per frame
+                        crops["clean"] = faces[face["row"]]
                     if found is not None:
                         crops["detector"] = grey[found.y:found.y + found.h, found.x:found.x + found.w]
                         framing.append((found.w / w, (found.x + found.w / 2 - x - w / 2) / w,
                                         (found.y + found.h / 2 - y - h / 2) / w))
                     right = {name: int(np.argmax(classifier.classify(crop)) == face["label"])
                              for name, crop in crops.items()}
-                    if found is not None:  # the true box on the detector's faces only: a fair pair
+                    if found is not None:  # the true box on the frames the detector found: a fair pair
                         right["true box, detected"] = right["true box"]
                     for name, hit in right.items():
                         for group in (segment["background"], "all"):
@@ -125,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     clip, timeline_path = generate(faces, labels, usable, ClipSpec(), args.out,
                                    f"FER2013 PublicTest {csv.stat().st_size}")
     result = score(clip, json.loads(timeline_path.read_text()), faces, overrides)
-    print(f"face model {result['model']}, detector {result['detector']}, "
-          "each face at its segment's last frame")
+    print(f"face model {result['model']}, detector {result['detector']}; n = faces (clean) "
+          "or face-frames (crops)")
     groups = sorted({g for rows in result["accuracy"].values() for g in rows})
-    print(f"{'crop':20s}" + "".join(f"{g:>16s}" for g in groups))
+    print(f"{'crop':20s}" + "".join(f"{g:>18s}" for g in groups))
     for name, rows in result["accuracy"].items():
-        cells = [f"{100 * rows[g][0]:6.1f}% (n={rows[g][1]:3d})" if g in rows else "" for g in groups]
-        print(f"{name:20s}" + "".join(f"{c:>16s}" for c in cells))
+        cells = [f"{100 * rows[g][0]:5.1f}% (n={rows[g][1]})" if g in rows else "" for g in groups]
+        print(f"{name:20s}" + "".join(f"{c:>18s}" for c in cells))
     side, dx, dy = (result["framing"][k] for k in ("side_ratio", "offset_x", "offset_y"))
     if side:
         print(f"detector square / true box: side {side[1]:.3f} (IQR {side[0]:.3f}-{side[2]:.3f}), "
