@@ -52,14 +52,16 @@ def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.1
             fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode)
 
     warped = warp(batch, "REFLECT")
-    chosen = tf.cast(tf.random.uniform([n, 1, 1, 1]) < camera, tf.float32)
     if camera:
+        chosen = tf.cast(tf.random.uniform([n, 1, 1, 1]) < camera, tf.float32)
         warped = with_foreign_border(warped, warp(tf.ones_like(batch), "CONSTANT"), chosen)
     mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
     gain = tf.random.uniform([n, 1, 1, 1], 1.0 - contrast, 1.0 + contrast)
     offset = tf.random.uniform([n, 1, 1, 1], -brightness, brightness)
     lit = tf.clip_by_value((warped - mean) * gain + mean + offset, 0.0, 255.0)
-    return equalize(sensor(lit, chosen)) if camera else lit
+    if not camera:
+        return lit
+    return equalize(sensor(lit, chosen))
 
 
 def shifted_faces(faces: np.ndarray, dx: int, dy: int) -> np.ndarray:
