@@ -4,7 +4,7 @@ The face teacher never ships to the Pi, but it is committed so distillation can 
 int8 conversion (`converters.quantize`, with its card and float-vs-int8 check) is a quarter of its
 float weights and a tenth of a checkpoint with optimizer state. Distillation only needs its
 probabilities, so it is scored here in batches with the same input and output quantization the
-device applies.
+device applies (its inputs are whole pixel values: equalized faces, moved by whole pixels).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from device.runtime.tflite_model import open_interpreter
-from device.vision.preprocessing import dequantize
+from device.vision.preprocessing import dequantize, input_lookup_table
 
 
 class TFLiteTeacher:
     """The slice of `keras.Model` that `training.train.training_targets` calls: shapes, `predict`."""
 
     def __init__(self, path: Path, num_threads: int = 2) -> None:
-        self.path = path
         self._interpreter, _ = open_interpreter(path, num_threads, "teacher model",
                                                 "convert it again with converters.quantize")
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
@@ -39,18 +38,15 @@ class TFLiteTeacher:
             self._batch = batch
 
     def predict(self, x: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
-        """Probabilities for model inputs (equalized raw pixels, as a Keras face model takes)."""
+        """Probabilities for model inputs (equalized 0..255 pixels, as a Keras face model takes),
+        quantized by the device's own lookup table."""
         del verbose  # Keras's signature; nothing to print
-        scale, zero_point = self._input["quantization"]
-        dtype = np.dtype(self._input["dtype"])
-        limits = np.iinfo(dtype) if dtype.kind in "iu" else None
+        table = input_lookup_table(self._input["dtype"], *self._input["quantization"])
         out = []
         for start in range(0, len(x), batch_size):
-            chunk = x[start:start + batch_size].astype(np.float32)
+            chunk = table[np.clip(x[start:start + batch_size], 0, 255).astype(np.uint8)]
             self._resize(len(chunk))
-            if limits is not None:
-                chunk = np.clip(np.round(chunk / scale + zero_point), limits.min, limits.max)
-            self._interpreter.set_tensor(self._input["index"], chunk.astype(dtype))
+            self._interpreter.set_tensor(self._input["index"], chunk)
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output["index"])
             out.append(dequantize(raw, *self._output["quantization"]))

@@ -37,9 +37,8 @@ from benchmarks.e2e.__main__ import parse_settings
 from benchmarks.e2e.clip_generator import ClipSpec, generate
 from benchmarks.e2e.run import FER_RELATIVE, publictest_faces
 from device.config import load_config
-from device.vision.blazeface_detector import BlazeFaceDetector
+from device.vision.detector_factory import build_detector
 from device.vision.face_classifier import FaceClassifier
-from device.vision.haar_detector import HaarDetector
 
 
 def face_frames(timeline: dict) -> dict[int, list[dict]]:
@@ -66,8 +65,7 @@ def nearest(boxes: list, truth: list[int]):
 
 def score(clip: Path, timeline: dict, faces: np.ndarray, overrides: list[tuple[str, str]]) -> dict:
     config = load_config(None, env={}, overrides=[(k, v, "--set") for k, v in overrides])
-    detector = (BlazeFaceDetector(config.detector, config.blazeface) if config.detector.kind == "blazeface"
-                else HaarDetector(config.detector))
+    detector = build_detector(config)
     classifier = FaceClassifier(Path(config.face.model), num_threads=1, flip_tta=config.face.flip_tta)
     wanted = face_frames(timeline)
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
