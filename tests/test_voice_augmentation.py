@@ -12,7 +12,15 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from training import train  # noqa: E402
-from training.voice_task import CROP_FRAMES, babble, make_augment, mixup  # noqa: E402
+from training.voice_task import (  # noqa: E402
+    CROP_FRAMES,
+    WARP_BANDS,
+    WARP_TEMPO,
+    babble,
+    make_augment,
+    mixup,
+    speaker_warp,
+)
 
 
 def _batch(size: int = 8) -> np.ndarray:
@@ -37,6 +45,24 @@ def test_babble_is_other_clips_of_the_batch_at_the_snr_asked_for() -> None:
     assert make_augment(0.5)(tf.constant(x)).shape == (8, 198, 64, 1)
 
 
+def test_speaker_warp_moves_formants_and_tempo_within_their_ranges() -> None:
+    frames, bands = CROP_FRAMES, 64
+    x = np.full((64, frames, bands, 1), -80.0, np.float32)
+    x[:, :, 40] = -20.0  # a formant at band 40 all along the crop
+    centre = (frames - 1) / 2
+    x[:, int(centre) + 41] = 0.0  # and a click 41.5 frames after the crop's centre
+    warped = speaker_warp(tf.constant(x), 1.0).numpy()[..., 0]
+    formant = warped[:, 10].argmax(axis=1)  # frame 10: no click there; +-1 for the interpolation
+    assert formant.min() >= 40 / (1 + WARP_BANDS) - 1 and formant.max() <= 40 / (1 - WARP_BANDS) + 1
+    assert len(set(formant)) > 3  # each sample its own vocal tract
+    click = warped[:, :, 5].argmax(axis=1)
+    after = click - centre
+    assert after.min() >= 41.5 / (1 + WARP_TEMPO) - 1 and after.max() <= 41.5 / (1 - WARP_TEMPO) + 1
+    assert len(set(click)) > 3
+    np.testing.assert_array_equal(speaker_warp(tf.constant(x), 0.0).numpy(), x)  # share 0: untouched
+    assert make_augment(warp_probability=0.5)(tf.constant(x)).shape == (64, 198, 64, 1)
+
+
 def test_mixup_blends_inputs_targets_and_weights_alike_with_the_sample_dominant() -> None:
     x = _batch()
     y = np.eye(8, dtype=np.float32)
@@ -55,7 +81,8 @@ def test_mixup_blends_inputs_targets_and_weights_alike_with_the_sample_dominant(
 
 def test_voice_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     for option, value, message in (("--babble", "1.5", "between 0 and 1"),
-                                   ("--babble-snr", "30,5", "LOW,HIGH"), ("--mixup", "-1", "Beta")):
+                                   ("--babble-snr", "30,5", "LOW,HIGH"), ("--mixup", "-1", "Beta"),
+                                   ("--speaker-warp", "2", "between 0 and 1")):
         with pytest.raises(SystemExit):
             train.parse_args(["--model", "voice_cnn", "--data", ".", option, value])
         assert message in capsys.readouterr().err

@@ -41,7 +41,8 @@ def build_task(args: argparse.Namespace) -> Task:
 
         return face_gate_task(args.data, args.train_usage, args.val_usage, args.seed)
     if args.model in FACE_MODELS:
-        for option, value in (("--babble", args.babble), ("--mixup", args.mixup)):
+        for option, value in (("--babble", args.babble), ("--mixup", args.mixup),
+                              ("--speaker-warp", args.speaker_warp)):
             if value:
                 raise DataError(f"{option} applies to the voice model, not {args.model}")
         return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift,
@@ -54,7 +55,7 @@ def build_task(args: argparse.Namespace) -> Task:
     from training.voice_task import voice_task
 
     return voice_task(args.data, args.train_actors, args.val_actors, args.seed, args.babble,
-                      args.babble_snr, args.mixup, watch_only=args.keep == "last")
+                      args.babble_snr, args.mixup, args.speaker_warp, watch_only=args.keep == "last")
 
 
 def class_weights(labels: np.ndarray, num_classes: int, power: float) -> np.ndarray:
@@ -487,6 +488,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="voice: SNR range of --babble in dB")
     parser.add_argument("--mixup", type=_alpha, default=0.0, metavar="ALPHA",
                         help="voice: mixup of inputs and targets within a batch, lam ~ Beta(ALPHA, ALPHA); "
+                        "0 = off")
+    parser.add_argument("--speaker-warp", type=_share, default=0.0, metavar="SHARE",
+                        help="voice: share of training samples with the mel bands scaled by up to +-10%% "
+                        "(another vocal tract) and the time axis by up to +-15%% (another speaking rate); "
                         "0 = off")
     return parser.parse_args(argv)
 

@@ -32,6 +32,8 @@ FREQ_MASKS, FREQ_MASK_BANDS = 2, 8
 TIME_MASKS, TIME_MASK_FRAMES = 2, 25
 BABBLE_TALKERS = 3  # a babble sample is the power sum of 1 to this many other clips of the batch
 BABBLE_SNR_DB = (5.0, 30.0)
+WARP_BANDS = 0.10  # band-axis scale range of --speaker-warp: +-10%, about a vocal tract's spread
+WARP_TEMPO = 0.15  # time-axis scale range: +-15% speaking rate
 
 
 def speech_crop(samples: np.ndarray, frames: int = CROP_FRAMES) -> np.ndarray:
@@ -99,6 +101,39 @@ def random_gain_and_noise(batch: tf.Tensor) -> tf.Tensor:
     return tf.where(use, noisy, x)
 
 
+def _resample_axis(batch: tf.Tensor, positions: tf.Tensor, axis: int) -> tf.Tensor:
+    """Linear interpolation of a (B, T, bands, 1) batch along `axis` at per-sample fractional
+    `positions` (B, n), clipped to the axis."""
+    last = tf.cast(tf.shape(batch)[axis] - 1, tf.float32)
+    positions = tf.clip_by_value(positions, 0.0, last)
+    low = tf.floor(positions)
+    high = tf.minimum(low + 1.0, last)
+    share = positions - low
+    shape = [-1, 1, 1, 1]
+    shape[axis] = tf.shape(positions)[1]
+    share = tf.reshape(share, shape)
+    take = lambda index: tf.gather(batch, tf.cast(index, tf.int32), axis=axis, batch_dims=1)  # noqa: E731
+    return take(low) * (1.0 - share) + take(high) * share
+
+
+def speaker_warp(batch: tf.Tensor, probability: float) -> tf.Tensor:
+    """Another speaker saying it: on a share of the (B, T, bands, 1) crops, the mel-band axis is
+    scaled by up to +-WARP_BANDS from band 0 (a longer or shorter vocal tract moves every formant
+    by the same factor; vocal-tract-length perturbation, Jaitly & Hinton 2013) and the time axis by
+    up to +-WARP_TEMPO about the crop's centre (a faster or slower talker). With 16 training
+    speakers the model learns their voices (91.5% right on them against 64% on new ones); warped
+    copies make voices it has not heard."""
+    size, frames, bands = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
+    band_scale = tf.random.uniform([size, 1], 1.0 - WARP_BANDS, 1.0 + WARP_BANDS)
+    tempo = tf.random.uniform([size, 1], 1.0 - WARP_TEMPO, 1.0 + WARP_TEMPO)
+    centre = tf.cast(frames - 1, tf.float32) / 2.0
+    times = centre + (tf.range(frames, dtype=tf.float32)[None, :] - centre) * tempo
+    warped = _resample_axis(batch, times, axis=1)
+    warped = _resample_axis(warped, tf.range(bands, dtype=tf.float32)[None, :] * band_scale, axis=2)
+    use = tf.random.uniform([size, 1, 1, 1]) < probability
+    return tf.where(use, warped, batch)
+
+
 def _power_level_db(power: tf.Tensor) -> tf.Tensor:
     """Mean power of each (B, T, bands, 1) sample in dB: the level an SNR is stated against."""
     return 10.0 * tf.math.log(tf.reduce_mean(power, axis=[1, 2, 3], keepdims=True)) / tf.math.log(10.0)
@@ -162,14 +197,23 @@ def augment(batch: tf.Tensor) -> tf.Tensor:
     return spec_augment(random_gain_and_noise(random_time_crop(batch)))
 
 
-def make_augment(babble_probability: float = 0.0, babble_snr_db: tuple[float, float] = BABBLE_SNR_DB):
-    """The shipped `augment`, or with babble the same chain with other clips mixed in after the
-    time crop (before gain, noise floor and masks, which then apply to the mixture as a microphone
-    would give it)."""
-    if babble_probability <= 0:
+def make_augment(babble_probability: float = 0.0, babble_snr_db: tuple[float, float] = BABBLE_SNR_DB,
+                 warp_probability: float = 0.0):
+    """The shipped `augment`, or the same chain with warped speakers (before the time crop, whose
+    slack the tempo change uses) and babble after the crop (before gain, noise floor and masks,
+    which then apply to the mixture as a microphone would give it)."""
+    if babble_probability <= 0 and warp_probability <= 0:
         return augment
-    return lambda batch: spec_augment(random_gain_and_noise(
-        babble(random_time_crop(batch), babble_probability, babble_snr_db)))
+
+    def chain(batch: tf.Tensor) -> tf.Tensor:
+        if warp_probability > 0:
+            batch = speaker_warp(batch, warp_probability)
+        batch = random_time_crop(batch)
+        if babble_probability > 0:
+            batch = babble(batch, babble_probability, babble_snr_db)
+        return spec_augment(random_gain_and_noise(batch))
+
+    return chain
 
 
 def centre_window(batch: np.ndarray) -> np.ndarray:
@@ -180,7 +224,7 @@ def centre_window(batch: np.ndarray) -> np.ndarray:
 
 def voice_task(data: str, train_actors: str, val_actors: str, seed: int, babble_probability: float = 0.0,
                babble_snr_db: tuple[float, float] = BABBLE_SNR_DB, mixup_alpha: float = 0.0,
-               watch_only: bool = False) -> Task:
+               warp_probability: float = 0.0, watch_only: bool = False) -> Task:
     """`watch_only`: nothing will be selected on the validation split (a fixed schedule keeping its
     last epoch), so it may share actors with training: the shipped model, once its recipe was
     chosen by cross-validation, trains on every actor there is."""
@@ -202,7 +246,7 @@ def voice_task(data: str, train_actors: str, val_actors: str, seed: int, babble_
         labels=VOICE_LABELS,
         x_train=x_train, y_train=clip_labels(train_clips),
         x_val=x_val, y_val=val.labels[val.clip_index[voiced]],
-        augment=make_augment(babble_probability, babble_snr_db),
+        augment=make_augment(babble_probability, babble_snr_db, warp_probability),
         mix=(lambda x, y, w: mixup(x, y, w, mixup_alpha)) if mixup_alpha > 0 else None,
         evaluate=evaluate,
         clean=centre_window,
