@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 pytest.importorskip("tensorflow")
 
 from training.camera_crops import equalize, sensor, with_foreign_border
-from training.face_task import augment_faces
+from training.face_task import augment_faces, crop_sides
 
 
 def _faces(count: int, seed: int = 5) -> np.ndarray:
@@ -64,3 +64,15 @@ def test_only_the_chosen_faces_get_a_foreign_border_noise_and_blur() -> None:
     noisy = sensor(faces, chosen).numpy()
     np.testing.assert_array_equal(noisy[16:], faces[16:])
     assert np.mean(np.abs(noisy[:16] - faces[:16])) > 0.3
+
+
+
+def test_camera_framing_gives_the_chosen_faces_the_detectors_spread_of_crop_sizes() -> None:
+    tf = pytest.importorskip("tensorflow")
+    tf.random.set_seed(3)
+    chosen = tf.constant(np.arange(4000) < 2000)
+    plain = crop_sides(4000, 0.12, chosen, 0.0).numpy()
+    assert plain.min() >= 1 / 1.12 and plain.max() <= 1 / 0.88  # the uniform zoom for everyone
+    framed = np.log(crop_sides(4000, 0.12, chosen, 0.2).numpy())
+    assert 0.17 < framed[:2000].std() < 0.2 and abs(np.median(framed[:2000])) < 0.02  # clipped log-normal
+    assert np.all(np.abs(framed[2000:]) <= np.log(1 / 0.88) + 1e-6)  # the others keep the uniform zoom

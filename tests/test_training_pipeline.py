@@ -255,7 +255,8 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     assert "1 or more" in capsys.readouterr().err
     for option, value, message in (("--ema", "0.5", "momentum"), ("--teacher-shift", "-1", "pixels"),
                                     ("--bn-recalibration", "-5", "samples"),
-                                    ("--augment-strength", "2", "between 0 and 1")):
+                                    ("--augment-strength", "2", "between 0 and 1"),
+                                    ("--camera-framing", "0.9", "spread")):
         with pytest.raises(SystemExit):
             train.parse_args(["--model", "mini_xception", "--data", str(data), option, value])
         assert message in capsys.readouterr().err
@@ -266,6 +267,8 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     assert code == 2 and "--teacher-shift applies to the face models" in capsys.readouterr().err
     code = train.main(["--model", "voice_cnn", "--augment-strength", "0.5", *common])
     assert code == 2 and "--augment-strength applies to the face models" in capsys.readouterr().err
+    code = train.main(["--model", "mini_xception", "--camera-framing", "0.14", *common])
+    assert code == 2 and "give --camera-crops SHARE too" in capsys.readouterr().err
     code = train.main(["--model", "mini_xception", "--teacher", str(tmp_path / "missing.keras"), *common])
     assert code == 2 and "--teacher" in capsys.readouterr().err
     (tmp_path / "broken.keras").write_text("not a model")

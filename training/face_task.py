@@ -15,15 +15,31 @@ from training.fer_data import load_faces
 from training.task import Task
 
 
+def crop_sides(n: tf.Tensor | int, zoom: float, chosen: tf.Tensor, framing: float) -> tf.Tensor:
+    """Per face, the side of the crop over the side of the photo: uniform within +-`zoom` zoom, or
+    for the `chosen` faces with `framing` > 0 log-normal with that spread, clipped to 0.7-1.5 (the
+    detector's square around a face against FER2013's own framing of it)."""
+    sides = 1.0 / tf.random.uniform([n], 1.0 - zoom, 1.0 + zoom)
+    if not framing:
+        return sides
+    detector = tf.clip_by_value(tf.exp(tf.random.normal([n]) * framing), 0.7, 1.5)
+    return tf.where(chosen, detector, sides)
+
+
 def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.12, shift: float = 0.1,
                   contrast: float = 0.2, brightness: float = 25.0, strength: float = 1.0,
-                  camera: float = 0.0) -> tf.Tensor:
+                  camera: float = 0.0, framing: float = 0.0) -> tf.Tensor:
     """Random flip, rotation, zoom and shift in one bilinear warp, then contrast and brightness;
     `strength` scales every range but the flip's.
 
     With `camera` > 0 the batch holds raw faces and leaves equalized, as the daemon equalizes its
     crops: that share of faces gets a foreign border where the warp uncovered one, sensor noise and
-    blur (`training.camera_crops`) before the equalization.
+    blur (`training.camera_crops`) before the equalization. With `framing` > 0 those faces are also
+    framed as the daemon's detector frames them rather than by the uniform zoom: the side of the
+    detector's square over FER2013's own side of the face is about log-normal with that spread
+    (0.14: quartiles 0.923-1.108 on Training faces, `benchmarks.e2e.framing`, and 0.906-1.089 in
+    the e2e clip), so a sixth of them show more than 15% of something else around the face, which
+    the uniform +-12% zoom never did.
 
     Plain TensorFlow ops (thread-safe inside a parallel tf.data map, unlike Keras preprocessing
     layers, whose backend switching crashed a run here), on raw 0..255 pixels.
@@ -35,7 +51,8 @@ def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.1
     centre = (size - 1.0) / 2.0
     flip = tf.where(tf.random.uniform([n]) < 0.5, -1.0, 1.0)
     angle = tf.random.uniform([n], -max_degrees, max_degrees) * (np.pi / 180.0)
-    inverse_zoom = 1.0 / tf.random.uniform([n], 1.0 - zoom, 1.0 + zoom)
+    chosen = tf.random.uniform([n]) < camera
+    inverse_zoom = crop_sides(n, zoom, chosen, framing)
     tx = tf.random.uniform([n], -shift, shift) * size
     ty = tf.random.uniform([n], -shift, shift) * size
     cos, sin = tf.cos(angle) * inverse_zoom, tf.sin(angle) * inverse_zoom
@@ -52,8 +69,8 @@ def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.1
             fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode)
 
     warped = warp(batch, "REFLECT")
+    chosen = tf.cast(chosen, tf.float32)[:, None, None, None]
     if camera:
-        chosen = tf.cast(tf.random.uniform([n, 1, 1, 1]) < camera, tf.float32)
         warped = with_foreign_border(warped, warp(tf.ones_like(batch), "CONSTANT"), chosen)
     mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
     gain = tf.random.uniform([n, 1, 1, 1], 1.0 - contrast, 1.0 + contrast)
@@ -89,12 +106,14 @@ def _equalized(faces: np.ndarray) -> np.ndarray:
 
 
 def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
-              teacher_shift: int = 0, augment_strength: float = 1.0, camera_crops: float = 0.0) -> Task:
+              teacher_shift: int = 0, augment_strength: float = 1.0, camera_crops: float = 0.0,
+              camera_framing: float = 0.0) -> Task:
     """`augment_strength` scales every warp and lighting range (1 = the defaults, 0 = mirror
     images only): a last short step on nearly clean faces fits the model to the inputs it meets,
     after long training on heavily warped ones. `camera_crops` is the share of training faces seen
     as the daemon's camera crops them (`augment_faces`); then the training arrays stay raw and are
-    equalized after augmentation, and `clean` equalizes them for teachers and batch-norm statistics."""
+    equalized after augmentation, and `clean` equalizes them for teachers and batch-norm statistics;
+    `camera_framing` frames those faces with the detector's measured spread (`augment_faces`)."""
     train = load_faces(data, train_usage)
     val = load_faces(val_data or data, val_usage)
     x_train = (train.faces if camera_crops else equalize_batch(train.faces))[..., None].astype(np.float32)
@@ -110,7 +129,8 @@ def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
     return Task(
         labels=FACE_LABELS,
         x_train=x_train, y_train=train.labels, x_val=x_val, y_val=val.labels,
-        augment=partial(augment_faces, strength=augment_strength, camera=camera_crops),
+        augment=partial(augment_faces, strength=augment_strength, camera=camera_crops,
+                        framing=camera_framing),
         clean=_equalized if camera_crops else (lambda faces: faces),
         evaluate=evaluate,
         extras=extras,
