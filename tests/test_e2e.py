@@ -137,11 +137,13 @@ def test_make_e2e_skips_without_the_datasets(tmp_path: Path, capsys: pytest.Capt
 
 def test_gap_sources_scores_every_face_frame_and_measures_the_detector_square(face_model: Path,
                                                                               tmp_path: Path) -> None:
-    from benchmarks.e2e.gap_sources import nearest, score
+    from benchmarks.e2e.gap_sources import nearest, score, side_group
     from device.vision.box_geometry import Box
 
     assert nearest([Box(0, 0, 50, 50), Box(95, 98, 60, 60)], [100, 100, 50, 50]) == Box(95, 98, 60, 60)
     assert nearest([Box(140, 100, 50, 50)], [100, 100, 50, 50]) is None  # centre a box-width off
+    assert [side_group(r) for r in (0.5, 0.85, 1.149, 1.15, 3.0)] == [
+        "side <0.85", "side 0.85-1.15", "side 0.85-1.15", "side >1.15", "side >1.15"]
     faces, labels = portrait_faces()
     clip, timeline_path = generate(faces, labels, np.arange(2), SMALL, tmp_path, "portrait")
     timeline = json.loads(timeline_path.read_text())
@@ -153,6 +155,8 @@ def test_gap_sources_scores_every_face_frame_and_measures_the_detector_square(fa
     assert accuracy["true box"]["all"][1] == face_frames
     found = accuracy["detector"]["all"][1]
     assert 0 < found <= face_frames and accuracy["true box, detected"]["all"][1] == found
+    by_side = [rows[1] for group, rows in accuracy["detector"].items() if group.startswith("side ")]
+    assert sum(by_side) == found  # every detection in exactly one side-ratio group
     # The portrait's 48x48 is framed wider than FER2013's (0.64 measured), but it is the face's square.
     assert 0.35 < result["framing"]["side_ratio"][1] < 1.5
     assert all(abs(result["framing"][k][1]) < 0.5 for k in ("offset_x", "offset_y"))

@@ -13,7 +13,8 @@ of every face segment of the clip `make e2e` built (same spec, same faces):
 - detector: the frame cropped at the FER2013 square the daemon's detector makes around the face on
   that frame alone (adds the framing's cost; no tracking or smoothing), on the frames where it
   found the face, and "true box, detected" on those same frames; also the ratio of the square's
-  side to the true side and its centre offset in true widths, which should sit at 1 and 0.
+  side to the true side and its centre offset in true widths, which should sit at 1 and 0, and
+  both crops grouped by that side ratio (columns "side ...").
 
 The difference between "detector" and the daemon's accuracy in `make e2e` is what tracking,
 smoothing and hysteresis cost or gain. Rows per background and overall; one JSON line last.
@@ -63,6 +64,15 @@ def nearest(boxes: list, truth: list[int]):
     return best
 
 
+SIDE_GROUPS = ((0.85, "side <0.85"), (1.15, "side 0.85-1.15"), (np.inf, "side >1.15"))
+
+
+def side_group(ratio: float) -> str:
+    """The group of a detection by its square's side over the true side: where the framing loss
+    sits (a square much larger than FER2013's photo holds the frame's background around it)."""
+    return next(name for limit, name in SIDE_GROUPS if ratio < limit)
+
+
 def score(clip: Path, timeline: dict, faces: np.ndarray, overrides: list[tuple[str, str]]) -> dict:
     config = load_config(None, env={}, overrides=[(k, v, "--set") for k, v in overrides])
     detector = build_detector(config)
@@ -94,10 +104,12 @@ def score(clip: Path, timeline: dict, faces: np.ndarray, overrides: list[tuple[s
                                         (found.y + found.h / 2 - y - h / 2) / w))
                     right = {name: int(np.argmax(classifier.classify(crop)) == face["label"])
                              for name, crop in crops.items()}
+                    groups = [segment["background"], "all"]
                     if found is not None:  # the true box on the frames the detector found: a fair pair
                         right["true box, detected"] = right["true box"]
+                        groups.append(side_group(found.w / w))
                     for name, hit in right.items():
-                        for group in (segment["background"], "all"):
+                        for group in groups:
                             counts[name][group][0] += 1
                             counts[name][group][1] += hit
         index += 1
