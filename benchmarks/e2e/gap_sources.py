@@ -14,7 +14,8 @@ of every face segment of the clip `make e2e` built (same spec, same faces):
   that frame alone (adds the framing's cost; no tracking or smoothing), on the frames where it
   found the face, and "true box, detected" on those same frames; also the ratio of the square's
   side to the true side and its centre offset in true widths, which should sit at 1 and 0, and
-  both crops grouped by that side ratio (columns "side ...").
+  every crop grouped by that side ratio (columns "side ..."; a face's clean image by its ratio on
+  the segment's first frame).
 
 The difference between "detector" and the daemon's accuracy in `make e2e` is what tracking,
 smoothing and hysteresis cost or gain. Rows per background and overall; one JSON line last.
