@@ -15,6 +15,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -391,36 +392,25 @@ def _pixels(value: str) -> int:
     return int(value)
 
 
-def _momentum(value: str) -> float:
-    try:
-        momentum = float(value)
-    except ValueError:
-        momentum = -1.0
-    if not (momentum == 0.0 or 0.9 <= momentum < 1.0):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected 0 (off) or a momentum from 0.9 to below 1, "
-                                         "such as 0.999")
-    return momentum
+def _number(valid: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type for a float option: `valid` decides, `expected` says what would be right."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not valid(number):
+            raise argparse.ArgumentTypeError(f"{value!r}: expected {expected}")
+        return number
+
+    return parse
 
 
-def _spread(value: str) -> float:
-    try:
-        spread = float(value)
-    except ValueError:
-        spread = -1.0
-    if not 0.0 <= spread <= 0.5:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a log-normal spread between 0 and 0.5 "
-                                         "(e.g. 0.14)")
-    return spread
-
-
-def _share(value: str) -> float:
-    try:
-        share = float(value)
-    except ValueError:
-        share = -1.0
-    if not 0.0 <= share <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a share between 0 and 1")
-    return share
+_momentum = _number(lambda m: m == 0.0 or 0.9 <= m < 1.0,
+                    "0 (off) or a momentum from 0.9 to below 1, such as 0.999")
+_spread = _number(lambda s: 0.0 <= s <= 0.5, "a log-normal spread between 0 and 0.5 (e.g. 0.14)")
+_share = _number(lambda s: 0.0 <= s <= 1.0, "a share between 0 and 1")
+_alpha = _number(lambda a: a >= 0, "0 (off) or a Beta parameter such as 0.2")
 
 
 def _snr_range(value: str) -> tuple[float, float]:
@@ -431,16 +421,6 @@ def _snr_range(value: str) -> tuple[float, float]:
     if not low <= high:
         raise argparse.ArgumentTypeError(f"{value!r}: expected LOW,HIGH in dB such as 5,30")
     return low, high
-
-
-def _alpha(value: str) -> float:
-    try:
-        alpha = float(value)
-    except ValueError:
-        alpha = -1.0
-    if alpha < 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected 0 (off) or a Beta parameter such as 0.2")
-    return alpha
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
