@@ -51,7 +51,8 @@ def augment_faces(batch: tf.Tensor, max_degrees: float = 10.0, zoom: float = 0.1
     centre = (size - 1.0) / 2.0
     flip = tf.where(tf.random.uniform([n]) < 0.5, -1.0, 1.0)
     angle = tf.random.uniform([n], -max_degrees, max_degrees) * (np.pi / 180.0)
-    chosen = tf.random.uniform([n]) < camera
+    # Drawn only for camera crops, so a recipe without them keeps its random stream (and runs).
+    chosen = tf.random.uniform([n]) < camera if camera else tf.zeros([n], tf.bool)
     inverse_zoom = crop_sides(n, zoom, chosen, framing)
     tx = tf.random.uniform([n], -shift, shift) * size
     ty = tf.random.uniform([n], -shift, shift) * size
