@@ -120,9 +120,8 @@ def speaker_warp(batch: tf.Tensor, probability: float) -> tf.Tensor:
     """Another speaker saying it: on a share of the (B, T, bands, 1) crops, the mel-band axis is
     scaled by up to +-WARP_BANDS from band 0 (a longer or shorter vocal tract moves every formant
     by the same factor; vocal-tract-length perturbation, Jaitly & Hinton 2013) and the time axis by
-    up to +-WARP_TEMPO about the crop's centre (a faster or slower talker). With 16 training
-    speakers the model learns their voices (91.5% right on them against 64% on new ones); warped
-    copies make voices it has not heard."""
+    up to +-WARP_TEMPO about the crop's centre (a faster or slower talker): voices the model has not
+    heard, against the memorising of its 16 training speakers that `mixup` describes."""
     size, frames, bands = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
     band_scale = tf.random.uniform([size, 1], 1.0 - WARP_BANDS, 1.0 + WARP_BANDS)
     tempo = tf.random.uniform([size, 1], 1.0 - WARP_TEMPO, 1.0 + WARP_TEMPO)
