@@ -126,3 +126,66 @@ def test_copy_weights_refuses_another_width() -> None:
     with pytest.raises(DataError, match="no counterpart"):
         copy_weights(mini_xception(width=0.5, extra_blocks=(1, 0, 0, 0)), mini_xception(width=0.5),
                      "grown.keras")
+
+
+def _voice_windows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel-like windows (dB) whose class is where in time a loud band-limited burst sits, so
+    the attention has something to find."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(-60, 4, (count, 48, 32, 1)).astype(np.float32)
+    labels = rng.integers(0, 4, count)
+    for window, label in zip(x, labels, strict=True):
+        window[8 * label:8 * label + 8, 4 + 6 * label:10 + 6 * label] += 35
+    return x, labels
+
+
+def test_attention_pooling_averages_at_equal_scores_and_follows_the_scores_otherwise() -> None:
+    from training.architectures import _attention_over_time, voice_cnn
+
+    steps = np.random.default_rng(3).normal(0, 1, (2, 6, 4, 3)).astype(np.float32)
+    inputs = keras.Input(shape=steps.shape[1:])
+    pool = keras.Model(inputs, _attention_over_time(inputs, hidden=2))
+    hidden, score = pool.get_layer("attention_hidden"), pool.get_layer("attention_score")
+    # Equal scores: uniform weights, exactly the average over time and bands.
+    score.set_weights([np.zeros((1, 1, 2, 1), np.float32), np.zeros(1, np.float32)])
+    np.testing.assert_allclose(pool.predict(steps, verbose=0), steps.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    # Scores that rise with channel 0: the pooled features become the step where channel 0 peaks.
+    kernel = np.zeros((1, 1, 3, 2), np.float32)
+    kernel[0, 0, 0, 0] = 0.2
+    hidden.set_weights([kernel, np.zeros(2, np.float32)])
+    score.set_weights([np.full((1, 1, 2, 1), 400.0, np.float32), np.zeros(1, np.float32)])
+    per_step = steps.mean(axis=2)
+    loudest = per_step[np.arange(2), per_step[..., 0].argmax(axis=1)]
+    np.testing.assert_allclose(pool.predict(steps, verbose=0), loudest, atol=0.05)
+    # In the voice model it adds a few thousand parameters and keeps the output a distribution.
+    average = voice_cnn(width=0.5, frames=48, bands=32)
+    attention = voice_cnn(width=0.5, frames=48, bands=32, pooling="attention")
+    assert 0 < attention.count_params() - average.count_params() < 3000
+    np.testing.assert_allclose(attention.predict(_voice_windows(3, seed=1)[0], verbose=0).sum(axis=1), 1.0,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="pooling 'max'"):
+        voice_cnn(width=0.5, frames=48, bands=32, pooling="max")
+
+
+@pytest.mark.slow
+def test_attention_pooled_voice_model_survives_full_integer_int8(tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from training.architectures import voice_cnn
+
+    keras.utils.set_random_seed(6)
+    x, labels = _voice_windows(96, seed=2)
+    model = voice_cnn(num_classes=4, width=0.5, frames=48, bands=32, pooling="attention")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, labels, epochs=6, batch_size=16, verbose=0)
+    path = tmp_path / "voice_int8.tflite"
+    path.write_bytes(convert(model, x[::4]))
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    assert dtypes <= {"int8", "int32"}, f"float tensors left in the int8 model: {dtypes}"
+    tflite = TFLiteModel(path)
+    q = np.clip(np.round(x / tflite.input.scale + tflite.input.zero_point), -128, 127).astype(np.int8)
+    int8_pred = np.array([tflite.invoke(sample[None]).argmax() for sample in q])
+    float_pred = model.predict(x, verbose=0).argmax(axis=1)
+    assert np.mean(int8_pred == float_pred) >= 0.9

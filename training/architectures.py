@@ -139,14 +139,35 @@ def vgg_teacher(num_classes: int = len(FACE_LABELS), input_size: int = FACE_SIZE
     return keras.Model(inputs, outputs, name="vgg_teacher")
 
 
+def _attention_over_time(x, hidden: int):
+    """(time, bands, channels) -> (channels,): the bands averaged, then the time steps summed with
+    softmax weights scored from each step's features. Only 1x1 convolutions, a softmax and a
+    multiply, which full-integer int8 TFLite keeps on its integer kernels."""
+    steps = x.shape[1]
+    x = layers.AveragePooling2D(pool_size=(1, x.shape[2]), name="band_average")(x)
+    score = layers.Conv2D(hidden, 1, activation="tanh", name="attention_hidden")(x)
+    score = layers.Conv2D(1, 1, name="attention_score")(score)
+    weight = layers.Softmax(axis=1, name="attention_weight")(score)
+    x = layers.Multiply(name="attention_weighted")([x, weight])
+    # The weights sum to 1, so the weighted sum is itself an average of the steps and stays in the
+    # plain average's range, which the int8 calibration of the dense layer after relies on.
+    x = layers.GlobalAveragePooling2D(name="attention_pool")(x)
+    return layers.Rescaling(float(steps), name="attention_sum")(x)
+
+
 def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
-              frames: int | None = None, bands: int | None = None) -> keras.Model:
+              frames: int | None = None, bands: int | None = None, pooling: str = "average") -> keras.Model:
     """Compact CNN on one log-mel window (dB values in, normalised inside like the face models).
 
     Two full 3x3 convolutions read the fine time-frequency detail (pitch harmonics, formant
     moves); depthwise-separable blocks follow once 2x2 pooling has shrunk the map, which keeps
     multiply-adds and parameters small. Global average pooling over time and frequency makes the
     score depend on what is said how, not where in the window. About 60k parameters at width 1.
+
+    `pooling="attention"` weighs the time steps instead of averaging them: a 2 s window holds pauses
+    and unvoiced stretches that carry little emotion, and a learned score per step (a small tanh
+    layer, softmax over time) lets the voiced ones count more. Uniform weights are the plain average,
+    so the model can fall back on it; about 2k parameters more.
     """
     from device.audio.log_mel import N_MELS, WINDOW_FRAMES
 
@@ -164,7 +185,12 @@ def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
         x = layers.ReLU(name=f"block{i}_relu")(x)
         if pool:
             x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if pooling == "attention":
+        x = _attention_over_time(x, w(8))
+    elif pooling == "average":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        raise ValueError(f"pooling {pooling!r}: expected 'average' or 'attention'")
     x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Softmax(name="probabilities")(x)

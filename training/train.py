@@ -214,6 +214,10 @@ def build_model(args: argparse.Namespace, num_classes: int) -> keras.Model:
         if args.model != "mini_xception":
             raise DataError(f"--extra-blocks applies to mini_xception, not {args.model}")
         options["extra_blocks"] = args.extra_blocks
+    if args.pooling != "average":
+        if args.model != "voice_cnn":
+            raise DataError(f"--pooling applies to voice_cnn, not {args.model}")
+        options["pooling"] = args.pooling
     return BUILDERS[args.model](num_classes=num_classes, **options)
 
 
@@ -487,6 +491,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mixup", type=_alpha, default=0.0, metavar="ALPHA",
                         help="voice: mixup of inputs and targets within a batch, lam ~ Beta(ALPHA, ALPHA); "
                         "0 = off")
+    parser.add_argument("--pooling", choices=("average", "attention"), default="average",
+                        help="voice: how the time steps are pooled, plain average or learned attention "
+                        "weights (voice_cnn only)")
     parser.add_argument("--speaker-warp", type=_share, default=0.0, metavar="SHARE",
                         help="voice: share of training samples with the mel bands scaled by up to +-10%% "
                         "(another vocal tract) and the time axis by up to +-15%% (another speaking rate); "
