@@ -160,3 +160,34 @@ def test_gap_sources_scores_every_face_frame_and_measures_the_detector_square(fa
     # The portrait's 48x48 is framed wider than FER2013's (0.64 measured), but it is the face's square.
     assert 0.35 < result["framing"]["side_ratio"][1] < 1.5
     assert all(abs(result["framing"][k][1]) < 0.5 for k in ("offset_x", "offset_y"))
+
+
+def test_compare_pairs_the_faces_both_runs_detected_and_tests_the_difference(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from benchmarks.e2e.compare import main, mcnemar_p, paired
+
+    # Exact binomial: 5 against 0 happens with chance 2/32 under a fair coin, in either direction.
+    assert mcnemar_p(5, 0) == mcnemar_p(0, 5) == pytest.approx(0.0625)
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(3, 3) == 1.0
+    assert mcnemar_p(23, 15) == pytest.approx(0.2559, abs=1e-4)
+
+    def row(segment: int, detected: bool, right: bool, model_right: bool = True) -> dict:
+        return {"segment": segment, "face": 0, "detected": detected, "right": right,
+                "model_right": model_right}
+
+    before = [row(0, True, False), row(1, True, True), row(2, True, True), row(3, False, False),
+              row(4, True, False, model_right=False)]
+    after = [row(0, True, True), row(1, True, True), row(2, True, False), row(3, True, True),
+             row(4, False, True)]
+    daemon = paired(before, after, "right")
+    # Segment 3 (missed before) and 4 (missed after) are not compared.
+    assert (daemon["faces"], daemon["won"], daemon["lost"]) == (3, 1, 1)
+    assert daemon["before"] == daemon["after"] == pytest.approx(2 / 3)
+    for name, rows in (("before", before), ("after", after)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"rows": rows}))
+    assert main([str(tmp_path / "before.json"), str(tmp_path / "after.json")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["daemon"]["won"] == 1 and summary["model"]["faces"] == 3
+    (tmp_path / "broken.json").write_text("{}")
+    assert main([str(tmp_path / "broken.json"), str(tmp_path / "after.json")]) == 2
+    assert "not a `make e2e` result" in capsys.readouterr().err
