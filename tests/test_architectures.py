@@ -47,30 +47,36 @@ def test_vgg_teacher_is_a_face_model_of_about_a_million_parameters() -> None:
     assert "vgg_teacher" in FACE_MODELS
 
 
+def _trained_int8(model: keras.Model, x: np.ndarray, labels: np.ndarray, tmp_path: Path, epochs: int,
+                  batch_size: int):
+    """Fit briefly, convert to full-integer int8 and check what every int8 model must hold: only
+    integer tensors, and the float model's class on at least 90% of the training inputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, labels, epochs=epochs, batch_size=batch_size, verbose=0)
+    path = tmp_path / "model_int8.tflite"
+    path.write_bytes(convert(model, x[::3]))
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    assert dtypes <= {"int8", "int32"}, f"float tensors left in the int8 model: {dtypes}"
+    tflite = TFLiteModel(path)
+    q = np.clip(np.round(x / tflite.input.scale + tflite.input.zero_point), -128, 127).astype(np.int8)
+    int8_pred = np.array([tflite.invoke(sample[None]).argmax() for sample in q])
+    assert np.mean(int8_pred == model.predict(x, verbose=0).argmax(axis=1)) >= 0.9
+    return interpreter, tflite
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("builder", [mini_xception, ds_cnn])
 def test_int8_conversion_is_integer_only_and_agrees_with_float(builder, tmp_path: Path) -> None:
     keras.utils.set_random_seed(0)
     faces, labels = synthetic_faces(24, seed=3)
     x = equalize_batch(faces)[..., None].astype(np.float32)
-    model = builder(width=0.5)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x, labels, epochs=4, batch_size=32, verbose=0)
-    int8_path = tmp_path / "model_int8.tflite"
-    int8_path.write_bytes(convert(model, x[::3]))
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(int8_path))
-    interpreter.allocate_tensors()
-    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
-    assert dtypes <= {"int8", "int32"}, f"float tensors left in the int8 model: {dtypes}"
-    tflite = TFLiteModel(int8_path)
+    interpreter, tflite = _trained_int8(builder(width=0.5), x, labels, tmp_path, epochs=4, batch_size=32)
     assert tflite.input.dtype == np.int8 and tflite.output.dtype == np.int8
-    q = (x.astype(np.int16) - 128).astype(np.int8)  # scale 1, zero point -128: pixel - 128
-    assert (tflite.input.scale, tflite.input.zero_point) == (1.0, -128)
-    int8_pred = np.array([tflite.invoke(sample[None]).argmax() for sample in q])
-    float_pred = model.predict(x, verbose=0).argmax(axis=1)
-    assert np.mean(int8_pred == float_pred) >= 0.9
+    assert (tflite.input.scale, tflite.input.zero_point) == (1.0, -128)  # pixel - 128
     names = [t["name"] for t in interpreter.get_tensor_details()]
     assert not any(";" in name for name in names) and len(set(names)) == len(names)
 
@@ -169,23 +175,9 @@ def test_attention_pooling_averages_at_equal_scores_and_follows_the_scores_other
 
 @pytest.mark.slow
 def test_attention_pooled_voice_model_survives_full_integer_int8(tmp_path: Path) -> None:
-    from ai_edge_litert.interpreter import Interpreter
-
     from training.architectures import voice_cnn
 
     keras.utils.set_random_seed(6)
     x, labels = _voice_windows(96, seed=2)
     model = voice_cnn(num_classes=4, width=0.5, frames=48, bands=32, pooling="attention")
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x, labels, epochs=6, batch_size=16, verbose=0)
-    path = tmp_path / "voice_int8.tflite"
-    path.write_bytes(convert(model, x[::4]))
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
-    assert dtypes <= {"int8", "int32"}, f"float tensors left in the int8 model: {dtypes}"
-    tflite = TFLiteModel(path)
-    q = np.clip(np.round(x / tflite.input.scale + tflite.input.zero_point), -128, 127).astype(np.int8)
-    int8_pred = np.array([tflite.invoke(sample[None]).argmax() for sample in q])
-    float_pred = model.predict(x, verbose=0).argmax(axis=1)
-    assert np.mean(int8_pred == float_pred) >= 0.9
+    _trained_int8(model, x, labels, tmp_path, epochs=6, batch_size=16)
