@@ -71,6 +71,7 @@ class TrackerSection:
     max_missed: int = 2
     follow: bool = True
     follow_min_score: float = 0.7  # also: a track Haar misses ends at once when its match is below this
+    follow_lost_frames: int = 2  # follows in a row below follow_min_score end a track between rounds (0: off)
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "tracker.iou_threshold": (0.01, 0.99),
     "tracker.max_missed": (0, 100),
     "tracker.follow_min_score": (0.0, 1.0),
+    "tracker.follow_lost_frames": (0, 100),
     "smoothing.alpha": (0.01, 1.0),
     "smoothing.margin": (0.0, 0.99),
     "events.heartbeat_s": (0, 86400),

@@ -150,7 +150,7 @@ class Pipeline:
             self.tracks_seen += len(changes.started)
         else:
             t1 = clock()
-            self.tracker.follow(small, factor)
+            ended = self.tracker.follow(small, factor)
         speaker = self._listen()
         t2 = clock()
         self.stats.add("detect", t1 - t0)

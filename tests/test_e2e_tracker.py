@@ -25,7 +25,7 @@ def small_frame(with_face: bool, seed: int) -> np.ndarray:
 
 
 def test_a_track_whose_face_left_ends_at_the_next_detection_round() -> None:
-    tracker = FaceTracker(TrackerSection(max_missed=2))
+    tracker = FaceTracker(TrackerSection(max_missed=2, follow_lost_frames=0))
     box = Box(260, 160, 120, 136)  # full-frame pixels of the face above
     tracker.update([box], small_frame(True, 0), FACTOR, 0.0)
     for i in range(1, 4):
@@ -37,6 +37,21 @@ def test_a_track_whose_face_left_ends_at_the_next_detection_round() -> None:
     assert [t.track_id for t in changes.ended] == [1] and tracker.tracks == []
     # a new face in the same place later gets a new id
     changes = tracker.update([box], small_frame(True, 9), FACTOR, 9 / 15)
+    assert [t.track_id for t in changes.started] == [2]
+
+
+def test_the_follower_ends_a_track_between_rounds_once_its_face_has_gone() -> None:
+    tracker = FaceTracker(TrackerSection(max_missed=2, follow_lost_frames=2))
+    box = Box(260, 160, 120, 136)
+    tracker.update([box], small_frame(True, 0), FACTOR, 0.0)
+    for i in range(1, 8):  # a face in view matches on every follow: its track lives on
+        assert tracker.follow(small_frame(True, i), FACTOR) == []
+    assert tracker.update([], small_frame(True, 8), FACTOR, 8 / 15).ended == []  # a round Haar missed
+    assert tracker.follow(small_frame(False, 9), FACTOR) == []  # one weak follow is not enough
+    assert [t.track_id for t in tracker.follow(small_frame(False, 10), FACTOR)] == [1]
+    assert tracker.tracks == []
+    # a detection there at the next round (a false one in the gap, or the next face) starts a new track
+    changes = tracker.update([box], small_frame(False, 16), FACTOR, 16 / 15)
     assert [t.track_id for t in changes.started] == [2]
 
 

@@ -4,7 +4,9 @@ Haar runs only every N frames. On detection frames, detections are matched to li
 box overlap (greedy, highest IoU first); a track that finds no detection for more than
 `max_missed` detection rounds has left. In between, each track follows its face by matching the
 patch seen at its last detection inside a small search window of the downscaled frame: a few
-hundred microseconds per face, enough to keep up with a panning camera.
+hundred microseconds per face, enough to keep up with a panning camera. The follower also sees a
+face leave: a track whose patch matches nowhere on `follow_lost_frames` frames in a row ends there,
+between detection rounds, so a false detection in the gap it leaves cannot carry it on.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Track:
     missed: int = 0
     template: np.ndarray | None = field(default=None, repr=False)
     follow_score: float = 1.0  # how well the face patch matched at the latest follow (1 after a detection)
+    weak_follows: int = 0  # follows in a row, since the last detection, that matched below the minimum
 
 
 @dataclass
@@ -82,6 +85,7 @@ class FaceTracker:
         self.max_missed = section.max_missed
         self.follow_enabled = section.follow
         self.follow_min_score = section.follow_min_score
+        self.follow_lost_frames = section.follow_lost_frames
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -93,7 +97,7 @@ class FaceTracker:
         for ti, di in pairs:
             track = self.tracks[ti]
             track.box = blend(track.box, detections[di], BOX_BLEND_CENTRE, BOX_BLEND_SIZE)
-            track.missed, track.follow_score = 0, 1.0
+            track.missed, track.follow_score, track.weak_follows = 0, 1.0, 0
             track.template = self._template(small, track.box, factor)
         ended = []
         for ti in lost:
@@ -117,12 +121,18 @@ class FaceTracker:
         self.tracks = [t for t in self.tracks if t not in ended] + started
         return TrackChanges(started, ended)
 
-    def follow(self, small: np.ndarray, factor: float) -> None:
-        """Move each track's box to where its face patch matches best near its last position."""
+    def follow(self, small: np.ndarray, factor: float) -> list[Track]:
+        """Move each track's box to where its face patch matches best near its last position; end
+        (remove and return) the tracks whose patch has matched nowhere for `follow_lost_frames`."""
         if not self.follow_enabled:
-            return
+            return []
         for track in self.tracks:
             self._follow(track, small, factor)
+        if not self.follow_lost_frames:
+            return []
+        ended = [t for t in self.tracks if t.weak_follows >= self.follow_lost_frames]
+        self.tracks = [t for t in self.tracks if t not in ended]
+        return ended
 
     def _follow(self, track: Track, small: np.ndarray, factor: float) -> None:
         if track.template is None:
@@ -137,6 +147,7 @@ class FaceTracker:
         scores = cv2.matchTemplate(crop(small, window), track.template, cv2.TM_CCOEFF_NORMED)
         _, best, _, (bx, by) = cv2.minMaxLoc(scores)
         track.follow_score = best
+        track.weak_follows = track.weak_follows + 1 if best < self.follow_min_score else 0
         if best >= self.follow_min_score:
             dx, dy = window.x + bx - inner.x, window.y + by - inner.y
             track.box = Box(track.box.x + round(dx * factor), track.box.y + round(dy * factor),
