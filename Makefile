@@ -166,7 +166,7 @@ e2e: install
 	$(PY) -m benchmarks.e2e --shared $(SHARED)
 
 # The same on a second clip, three times larger (another seed, 1,651 faces, about 5 minutes): the
-# gap's standard error drops from 1.4 points to 0.9-1.0 (mx_step10, shipped), enough to tell models apart
+# gap's standard error drops from 1.4 points to 0.9-1.0 (mx_step10, shipped); paired McNemar tests gain as much
 # (docs/device.md, "A second clip"). E2E_SET='--set face.model=...' tries a setting.
 .PHONY: e2e-large
 e2e-large: install
