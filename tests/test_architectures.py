@@ -173,11 +173,35 @@ def test_attention_pooling_averages_at_equal_scores_and_follows_the_scores_other
         voice_cnn(width=0.5, frames=48, bands=32, pooling="max")
 
 
+def test_band_norm_cancels_a_fixed_spectral_tilt_but_keeps_the_level() -> None:
+    from training.architectures import voice_cnn
+
+    keras.utils.set_random_seed(4)
+    x = _voice_windows(4, seed=5)[0]
+    tilt = np.linspace(-9.0, 9.0, 32, dtype=np.float32)[None, None, :, None]  # dB per band, mean 0
+    normalised = voice_cnn(num_classes=4, width=0.5, frames=48, bands=32, band_norm="window-mean")
+    plain = voice_cnn(num_classes=4, width=0.5, frames=48, bands=32)
+    assert normalised.count_params() == plain.count_params()
+    logits = keras.Model(normalised.input, normalised.get_layer("logits").output)
+    np.testing.assert_allclose(logits.predict(x + tilt, verbose=0), logits.predict(x, verbose=0), atol=1e-4)
+    features = keras.Model(normalised.input, normalised.get_layer("band_tilt_removed").output)
+    np.testing.assert_allclose(features.predict(x + tilt, verbose=0), features.predict(x, verbose=0), atol=1e-5)
+    # A level change is not cancelled: loudness still reaches the convolutions, as without the option.
+    np.testing.assert_allclose(features.predict(x + 10.0, verbose=0) - features.predict(x, verbose=0),
+                               0.5, atol=1e-4)  # 10 dB after the (dB + 70) / 20 scaling
+    scaled = x / 20.0 + 3.5
+    expected = scaled - scaled.mean(axis=1, keepdims=True) + scaled.mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(features.predict(x, verbose=0), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="band_norm 'max'"):
+        voice_cnn(width=0.5, frames=48, bands=32, band_norm="max")
+
+
 @pytest.mark.slow
-def test_attention_pooled_voice_model_survives_full_integer_int8(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [{"pooling": "attention"}, {"band_norm": "window-mean"}])
+def test_voice_model_variants_survive_full_integer_int8(options: dict, tmp_path: Path) -> None:
     from training.architectures import voice_cnn
 
     keras.utils.set_random_seed(6)
     x, labels = _voice_windows(96, seed=2)
-    model = voice_cnn(num_classes=4, width=0.5, frames=48, bands=32, pooling="attention")
+    model = voice_cnn(num_classes=4, width=0.5, frames=48, bands=32, **options)
     _trained_int8(model, x, labels, tmp_path, epochs=6, batch_size=16)

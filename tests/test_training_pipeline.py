@@ -265,6 +265,8 @@ def test_bad_training_options_exit_with_a_message(tmp_path: Path, capsys: pytest
     assert code == 2 and "--extra-blocks applies to mini_xception" in capsys.readouterr().err
     code = train.main(["--model", "ds_cnn", "--pooling", "attention", *common])
     assert code == 2 and "--pooling applies to voice_cnn" in capsys.readouterr().err
+    code = train.main(["--model", "mini_xception", "--band-norm", "window-mean", *common])
+    assert code == 2 and "--band-norm applies to voice_cnn" in capsys.readouterr().err
     code = train.main(["--model", "voice_cnn", "--teacher-shift", "2", *common])
     assert code == 2 and "--teacher-shift applies to the face models" in capsys.readouterr().err
     code = train.main(["--model", "voice_cnn", "--augment-strength", "0.5", *common])

@@ -155,8 +155,20 @@ def _attention_over_time(x, hidden: int):
     return layers.Rescaling(float(steps), name="attention_sum")(x)
 
 
+def _without_band_tilt(x):
+    """Each mel band's mean over the window subtracted, the window's mean over all bands added
+    back: what a speaker's vocal tract and a microphone's response add to every frame of a band
+    (a fixed spectral tilt) cancels, while the window's overall level, which carries emotion, stays.
+    Two average poolings, a subtraction and an addition, all on int8 kernels."""
+    band_mean = layers.AveragePooling2D(pool_size=(x.shape[1], 1), name="band_mean")(x)
+    level = layers.GlobalAveragePooling2D(keepdims=True, name="window_level")(band_mean)
+    x = layers.Subtract(name="band_centred")([x, band_mean])
+    return layers.Add(name="band_tilt_removed")([x, level])
+
+
 def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
-              frames: int | None = None, bands: int | None = None, pooling: str = "average") -> keras.Model:
+              frames: int | None = None, bands: int | None = None, pooling: str = "average",
+              band_norm: str = "none") -> keras.Model:
     """Compact CNN on one log-mel window (dB values in, normalised inside like the face models).
 
     Two full 3x3 convolutions read the fine time-frequency detail (pitch harmonics, formant
@@ -168,6 +180,10 @@ def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
     and unvoiced stretches that carry little emotion, and a learned score per step (a small tanh
     layer, softmax over time) lets the voiced ones count more. Uniform weights are the plain average,
     so the model can fall back on it; about 2k parameters more.
+
+    `band_norm="window-mean"` removes each band's mean over the window but keeps the overall level
+    (`_without_band_tilt`): per-utterance normalisation inside the graph, so the device's features
+    and code stay as they are. No parameters.
     """
     from device.audio.log_mel import N_MELS, WINDOW_FRAMES
 
@@ -176,6 +192,10 @@ def voice_cnn(num_classes: int = 8, width: float = 1.0, dropout: float = 0.3,
 
     inputs = keras.Input(shape=(frames or WINDOW_FRAMES, bands or N_MELS, 1), name="log_mel")
     x = layers.Rescaling(1.0 / 20.0, offset=3.5, name="normalise")(inputs)  # (dB + 70) / 20
+    if band_norm == "window-mean":
+        x = _without_band_tilt(x)
+    elif band_norm != "none":
+        raise ValueError(f"band_norm {band_norm!r}: expected 'none' or 'window-mean'")
     x = _conv_bn_relu(x, w(24), name="conv1")
     x = layers.MaxPooling2D(2, name="pool1")(x)
     x = _conv_bn_relu(x, w(32), name="conv2")

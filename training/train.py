@@ -218,6 +218,10 @@ def build_model(args: argparse.Namespace, num_classes: int) -> keras.Model:
         if args.model != "voice_cnn":
             raise DataError(f"--pooling applies to voice_cnn, not {args.model}")
         options["pooling"] = args.pooling
+    if args.band_norm != "none":
+        if args.model != "voice_cnn":
+            raise DataError(f"--band-norm applies to voice_cnn, not {args.model}")
+        options["band_norm"] = args.band_norm
     return BUILDERS[args.model](num_classes=num_classes, **options)
 
 
@@ -494,6 +498,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pooling", choices=("average", "attention"), default="average",
                         help="voice: how the time steps are pooled, plain average or learned attention "
                         "weights (voice_cnn only)")
+    parser.add_argument("--band-norm", choices=("none", "window-mean"), default="none",
+                        help="voice: 'window-mean' subtracts each mel band's mean over the window inside "
+                        "the model and keeps the overall level (per-utterance normalisation; voice_cnn only)")
     parser.add_argument("--speaker-warp", type=_share, default=0.0, metavar="SHARE",
                         help="voice: share of training samples with the mel bands scaled by up to +-10%% "
                         "(another vocal tract) and the time axis by up to +-15%% (another speaking rate); "
