@@ -185,7 +185,8 @@ def test_band_norm_cancels_a_fixed_spectral_tilt_but_keeps_the_level() -> None:
     logits = keras.Model(normalised.input, normalised.get_layer("logits").output)
     np.testing.assert_allclose(logits.predict(x + tilt, verbose=0), logits.predict(x, verbose=0), atol=1e-4)
     features = keras.Model(normalised.input, normalised.get_layer("band_tilt_removed").output)
-    np.testing.assert_allclose(features.predict(x + tilt, verbose=0), features.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(features.predict(x + tilt, verbose=0), features.predict(x, verbose=0),
+                               atol=1e-5)
     # A level change is not cancelled: loudness still reaches the convolutions, as without the option.
     np.testing.assert_allclose(features.predict(x + 10.0, verbose=0) - features.predict(x, verbose=0),
                                0.5, atol=1e-4)  # 10 dB after the (dB + 70) / 20 scaling
