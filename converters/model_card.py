@@ -93,6 +93,14 @@ def card_markdown(card: dict) -> str:
             shown = f"{haar[threshold]:.4f}" if threshold in haar else "-"
             lines.append(f"| {threshold} | {row['face_recall']:.4f} | {row['false_accept']:.4f} | {shown} | "
                          f"{row['accuracy']:.4f} |")
+    if "cross_validation" in card["metrics"]:
+        cv = card["metrics"]["cross_validation"]
+        per_fold = " / ".join(f"{100 * accuracy:.2f}" for accuracy in cv["int8_accuracy_per_fold"])
+        lines += ["", f"Speaker-independent estimate of the recipe ({cv['folds']}-fold cross-validation, "
+                  f"{cv['clips']} clips, each scored by a model that never heard its speaker; int8): "
+                  f"accuracy **{100 * cv['int8_accuracy_mean']:.2f}% ± {100 * cv['int8_accuracy_sd']:.2f}** "
+                  f"(per fold {per_fold}), "
+                  f"UAR {100 * cv['int8_uar_mean']:.2f}% ± {100 * cv['int8_uar_sd']:.2f}"]
     if "int8_float_agreement" in card["metrics"]:
         lines += ["", f"int8/float top-1 agreement: {card['metrics']['int8_float_agreement']:.4f}"]
     if "command" in card["metrics"]:

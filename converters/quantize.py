@@ -79,8 +79,11 @@ def short_tensor_names(flatbuffer: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def verify(float_path: Path, int8_path: Path, args: argparse.Namespace, kind: str) -> dict:
-    """Evaluate both files on the same data with the device's code; compare."""
+def verify(float_path: Path, int8_path: Path, args: argparse.Namespace, kind: str,
+           seen_in_training: bool = False) -> dict:
+    """Evaluate both files on the same data with the device's code; compare. `seen_in_training`:
+    the model was trained on the verification actors too, so its accuracy there is a fit, not an
+    estimate (the card says so; the int8/float comparison holds all the same)."""
     if kind == "face_gate":
         from training.face_gate_task import tflite_check
 
@@ -96,8 +99,9 @@ def verify(float_path: Path, int8_path: Path, args: argparse.Namespace, kind: st
         _, _, report = evaluate(int8_path, args.data, args.val_usage, flip_tta=True, kind=kind)
         results["int8_flip"] = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
     drop = 100 * (results["float32"]["accuracy"] - results["int8"]["accuracy"])
+    fit = ", trained on (a fit, not an estimate)" if seen_in_training else ""
     return {
-        "split": f"{args.val_actors} actors" if voice else args.val_usage,
+        "split": f"{args.val_actors} actors{fit}" if voice else args.val_usage,
         "results": results,
         "int8_float_agreement": float(np.mean(predictions["float32"] == predictions["int8"])),
         "int8_accuracy_drop_points": drop,
@@ -130,9 +134,12 @@ def quantize(args: argparse.Namespace) -> dict:
     int8_path = out_dir / f"{args.name}_int8.tflite"
     float_path.write_bytes(convert(model, None))
     int8_path.write_bytes(convert(model, calibration))
-    metrics = verify(float_path, int8_path, args, kind)
-    metrics["command"] = "python -m converters.quantize " + shlex.join(sys.argv[1:])
     training = read_training_info(args.training_info)
+    seen = bool(training.get("data", {}).get("validation_seen_in_training")) if kind == "voice" else False
+    metrics = verify(float_path, int8_path, args, kind, seen_in_training=seen)
+    if args.cross_validation:
+        metrics["cross_validation"] = read_cross_validation(args.cross_validation)
+    metrics["command"] = "python -m converters.quantize " + shlex.join(sys.argv[1:])
     for path in (float_path, int8_path):
         card = build_card(path, architecture=model.name, parameters=int(model.count_params()),
                           labels=labels, preprocessing=preprocessing, training=training,
@@ -151,6 +158,23 @@ def read_training_info(value: str | None) -> dict:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"--training-info {value!r}: neither a JSON file nor JSON ({exc})") from None
+
+
+def read_cross_validation(path: str) -> dict:
+    """A finished `converters.cross_validation` run's summary.json: the recipe's speaker-independent
+    estimate, carried into the card of a model trained on every actor (which has no held-out split)."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"--cross-validation {path}: cannot read the summary ({exc}); give the summary.json "
+                        "that `python -m converters.cross_validation` wrote") from None
+    if not summary.get("complete"):
+        raise DataError(f"--cross-validation {path}: only folds {summary.get('folds_done')} of "
+                        f"{summary.get('folds')} are done; finish the run (re-run it: finished folds are "
+                        "skipped)")
+    keys = ("folds", "clips", "int8_accuracy_mean", "int8_accuracy_sd", "int8_uar_mean", "int8_uar_sd")
+    return {**{key: summary[key] for key in keys},
+            "int8_accuracy_per_fold": [fold["int8_accuracy"] for fold in summary["per_fold"]]}
 
 
 def model_labels_voice() -> tuple[tuple[str, ...], str]:
@@ -173,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", type=int, default=500, help="calibration samples")
     parser.add_argument("--max-drop", type=float, default=1.0, help="allowed int8 accuracy loss (points)")
     parser.add_argument("--training-info", help="the run's training.json (path or inline JSON), for the card")
+    parser.add_argument("--cross-validation", metavar="SUMMARY_JSON",
+                        help="voice: the recipe's finished cross-validation summary.json, for the card")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:

@@ -94,7 +94,7 @@ def test_voice_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.slow
-def test_a_voice_run_with_babble_and_mixup_on_every_actor(tmp_path: Path, capsys) -> None:
+def test_a_voice_run_on_every_actor_and_its_card(tmp_path: Path, capsys) -> None:
     from tests.voice_fixtures import write_ravdess_folder
 
     data = write_ravdess_folder(tmp_path / "ravdess", actors=(1, 2, 3))
@@ -105,3 +105,25 @@ def test_a_voice_run_with_babble_and_mixup_on_every_actor(tmp_path: Path, capsys
     assert train.main([*common, "--out", str(tmp_path / "all"), "--keep", "last"]) == 0
     info = json.loads((tmp_path / "all" / "training.json").read_text())
     assert "watched only" in info["data"]["protocol"] and info["kept_epoch"] == 1
+    assert info["data"]["validation_seen_in_training"] is True
+
+    # Converted, its card calls the check on trained-on actors a fit and carries the recipe's
+    # cross-validation estimate instead; a run still missing folds is refused.
+    from converters import quantize
+
+    summary = {"folds_done": [1, 2], "folds": 2, "complete": True, "clips": 480,
+               "int8_accuracy_mean": 0.6612, "int8_accuracy_sd": 0.0321, "int8_uar_mean": 0.65,
+               "int8_uar_sd": 0.03, "per_fold": [{"int8_accuracy": 0.6933}, {"int8_accuracy": 0.6291}]}
+    (tmp_path / "cv.json").write_text(json.dumps(summary))
+    (tmp_path / "cv_part.json").write_text(json.dumps({**summary, "complete": False, "folds_done": [1]}))
+    convert = ["--keras", str(tmp_path / "all" / "best.keras"), "--data", str(data), "--name", "v",
+               "--out-dir", str(tmp_path / "models"), "--train-actors", "1-3", "--val-actors", "3",
+               "--calibration", "16", "--max-drop", "100",
+               "--training-info", str(tmp_path / "all" / "training.json")]
+    capsys.readouterr()
+    assert quantize.main([*convert, "--cross-validation", str(tmp_path / "cv_part.json")]) == 2
+    assert "only folds [1] of 2 are done" in capsys.readouterr().err
+    assert quantize.main([*convert, "--cross-validation", str(tmp_path / "cv.json")]) == 0
+    card = (tmp_path / "models" / "v_int8.md").read_text()
+    assert "| int8 | 3 actors, trained on (a fit, not an estimate) |" in card
+    assert "accuracy **66.12% ± 3.21** (per fold 69.33 / 62.91)" in card

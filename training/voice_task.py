@@ -254,5 +254,7 @@ def voice_task(data: str, train_actors: str, val_actors: str, seed: int, babble_
                             f"from {len(val.features)} windows)",
                      "protocol": ("validation actors also trained on: the curve is watched only, nothing "
                                   "selected on it" if shared else
-                                  "speaker-independent; window accuracy in training, clip accuracy here")},
+                                  "speaker-independent; window accuracy in training, clip accuracy here"),
+                     # The converter reads this to label its check a fit, not an estimate.
+                     **({"validation_seen_in_training": True} if shared else {})},
     )
