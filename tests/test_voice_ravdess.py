@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,14 +99,21 @@ def test_shared_ravdess_layout():
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_shipped_voice_model_meets_the_target_on_unseen_actors():
-    model = Path(__file__).resolve().parents[1] / "models" / "voice_cnn_int8.tflite"
+def test_shipped_voice_recipe_meets_the_target_on_unseen_actors():
+    """The shipped model trained on every actor, so its recipe is checked on actors 17-20 by its
+    twin trained without them (cross-validation fold 5); the shipped card must not pass its own
+    fit on those actors off as an estimate."""
+    models = Path(__file__).resolve().parents[1] / "models"
+    model = models / "heldout" / "voice_cnn_actors01-16_int8.tflite"
     if not SHARED_RAVDESS.is_dir() or not model.is_file():
-        pytest.skip("needs ../shared/datasets/ravdess and models/voice_cnn_int8.tflite")
+        pytest.skip("needs ../shared/datasets/ravdess and models/heldout/voice_cnn_actors01-16_int8.tflite")
+    shipped = json.loads((models / "voice_cnn_int8.json").read_text())
+    assert "trained on (a fit, not an estimate)" in shipped["metrics"]["split"]
+    assert shipped["metrics"]["cross_validation"]["folds"] == 5
     from training.metrics import classification_report
     from training.voice_evaluation import voice_clip_predictions
 
     y_true, probs, labels = voice_clip_predictions(model, str(SHARED_RAVDESS), "17-20")
     report = classification_report(y_true, probs, labels)
     assert report["n"] == 240
-    assert report["accuracy"] >= 0.55 and report["uar"] >= 0.55  # issue 4's floor; measured 0.658 / 0.660
+    assert report["accuracy"] >= 0.55 and report["uar"] >= 0.55  # issue 4's floor; measured 0.700 / 0.684
