@@ -135,7 +135,8 @@ def quantize(args: argparse.Namespace) -> dict:
     float_path.write_bytes(convert(model, None))
     int8_path.write_bytes(convert(model, calibration))
     training = read_training_info(args.training_info)
-    seen = bool(training.get("data", {}).get("validation_seen_in_training")) if kind == "voice" else False
+    data = training.get("data")  # a plain string in training.json files of older runs
+    seen = isinstance(data, dict) and bool(data.get("validation_seen_in_training"))
     metrics = verify(float_path, int8_path, args, kind, seen_in_training=seen)
     if args.cross_validation:
         metrics["cross_validation"] = read_cross_validation(args.cross_validation)
