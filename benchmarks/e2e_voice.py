@@ -10,12 +10,13 @@ model on the same clean clips. Prints one table and, last, one JSON line.
 
 `--replay` skips the real-time runs and scores the device's own code run offline over the same
 windows (VAD, classifier; identical readings, checked on every real run): for trying settings
-(`--set audio.vad_threshold_db=-55`) in seconds. The real run is the measurement.
+(`--set audio.vad_room_margin_db=15`) in seconds. The real run is the measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -41,6 +42,8 @@ from benchmarks.e2e.voice_scorer import (
 )
 from device.audio.log_mel import SAMPLE_RATE, WINDOW_SAMPLES
 from device.config import AudioSection
+from device.config_loading import field_hints, parse_text, unknown_key_error
+from device.errors import ConfigError
 
 # The shipped voice model was trained on every actor, 17-20 included, once cross-validation had chosen
 # its recipe; the stream's speakers are heard by the same recipe trained without them (cross-validation
@@ -84,6 +87,20 @@ def cached(path: Path, compute, *args):
     return value
 
 
+def audio_section(settings: dict[str, str]) -> AudioSection:
+    """The [audio] section the daemon holds under these `--set` overrides: what the replay runs on."""
+    hints = field_hints(AudioSection)
+    values = {}
+    for dotted, text in settings.items():
+        section, _, key = dotted.partition(".")
+        if section != "audio":
+            continue
+        if key not in hints:
+            raise unknown_key_error("--set audio", key, hints)
+        values[key] = parse_text(hints[key], text, f"--set {dotted}")
+    return dataclasses.replace(AudioSection(), **values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared/datasets"))
@@ -107,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     if "audio.model" not in settings:
         overrides = [*overrides, ("audio.model", DEFAULT_MODEL)]
     model = Path(settings.get("audio.model", DEFAULT_MODEL))
-    threshold = float(settings.get("audio.vad_threshold_db", AudioSection.vad_threshold_db))
-    margin = float(settings.get("audio.vad_margin_db", AudioSection.vad_margin_db))
-    hop_s = float(settings.get("audio.hop_s", 0.5))
+    try:
+        audio = audio_section(settings)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    hop_s = audio.hop_s
     ravdess = args.shared / "ravdess"
     if not ravdess.is_dir():
         print(f"e2e-voice skipped: {ravdess} not found (RAVDESS actors 01-20 are needed for the streams)")
@@ -145,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in chosen:
         samples = to_int16(read_audio_file(paths[name]))
-        settings_tag = f"{threshold:g}_{margin:g}_{hop_s:g}_{model_tag}"
+        settings_tag = (f"{audio.vad_threshold_db:g}_{audio.vad_quiet_threshold_db:g}_"
+                        f"{audio.vad_room_margin_db:g}_{audio.vad_margin_db:g}_{hop_s:g}_{model_tag}")
         replay = cached(args.out / f"replay_{slug(name)}_{settings_tag}.json", replay_readings,
-                        samples, classifier, threshold, hop_s, margin)
+                        samples, classifier, audio)
         replay = {int(k): v for k, v in replay.items()}
         if args.replay:
             windows = (timeline["samples"] - WINDOW_SAMPLES) // round(hop_s * SAMPLE_RATE) + 1

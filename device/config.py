@@ -134,7 +134,12 @@ class AudioSection:
     device: str = ""
     required: bool = False
     hop_s: float = 0.5  # the window itself is the voice model's (its card), not a setting
-    vad_threshold_db: float = -50.0  # docs/voice.md, "The ear end to end": -45 left 17 of 240 clips unheard
+    # The gate's absolute level: vad_room_margin_db above the background of the last 8 s, between the
+    # quiet-room and noisy-room bounds (docs/voice.md, "The ear end to end": a fixed -50 left 12 of 240
+    # clips unheard, a fixed -55 let babble through)
+    vad_threshold_db: float = -50.0
+    vad_quiet_threshold_db: float = -60.0
+    vad_room_margin_db: float = 20.0
     vad_margin_db: float = 6.0  # active frames rise this far above the window's floor (steady noise: < 3 dB)
     model: str = "models/voice_cnn_int8.tflite"
 
@@ -334,6 +339,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "audio.hop_s": (0.05, 2.0),
     "audio.vad_threshold_db": (-120, 0),
     "audio.vad_margin_db": (1, 40),
+    "audio.vad_quiet_threshold_db": (-120, 0),
+    "audio.vad_room_margin_db": (0, 60),
     "fusion.face_weight": (0, 10),
     "fusion.voice_weight": (0, 10),
     "fusion.stale_after_s": (0.1, 60),
@@ -475,6 +482,9 @@ def _validate_mqtt(c: Config, check: _Checker) -> None:
 def _validate_voice(c: Config, check: _Checker) -> None:
     require, existing_file = check.require, check.existing_file
     a, f = c.audio, c.fusion
+    require(a.vad_quiet_threshold_db <= a.vad_threshold_db, "audio", "vad_quiet_threshold_db",
+            f"{a.vad_quiet_threshold_db:g} dBFS is above vad_threshold_db ({a.vad_threshold_db:g} dBFS); the "
+            "quiet-room bound must be the lower one (set the two equal for a fixed gate)")
     if a.enabled:
         if a.source == "file":
             require(a.file != "", "audio", "file", "is empty; give a WAV/FLAC path or set audio.source")

@@ -23,6 +23,7 @@ from benchmarks.e2e.voice_scorer import (
 )
 from benchmarks.e2e_voice import main
 from device.audio.log_mel import SAMPLE_RATE
+from device.config import AudioSection
 from device.runtime.voice_labels import VOICE_LABELS
 from tests.conftest import ROOT
 from tests.voice_fixtures import noise, syllables, tone
@@ -121,7 +122,7 @@ def test_the_daemon_on_a_synthetic_stream_reports_what_the_device_code_computes(
     from device.audio.voice_classifier import VoiceClassifier
 
     replay = replay_readings(to_int16(read_audio_file(wav)),
-                             VoiceClassifier(ROOT / "models" / "voice_cnn_int8.tflite"))
+                             VoiceClassifier(ROOT / "models" / "voice_cnn_int8.tflite"), AudioSection())
     check = compare_to_replay(readings_from_events(events)[0], replay)
     assert check["compared"] == len(replay) and check["same_vad"] == check["compared"]
     assert check["same_class"] == check["voiced_compared"] > 0
@@ -136,13 +137,12 @@ def test_without_the_dataset_the_benchmark_says_so(tmp_path: Path, capsys) -> No
 
 def test_the_daemons_vad_margin_still_turns_steady_noise_and_tones_away() -> None:
     from benchmarks.e2e.voice_clip import pink_noise
-    from device.audio.vad import detect_voice
-    from device.config import AudioSection
+    from device.audio.voice_listener import gate_window
 
     section = AudioSection()
     rng = np.random.default_rng(0)
-    for sound in (noise(2.0, 0.001), noise(2.0, 0.05), noise(2.0, 0.5), tone(2.0, 440, 0.5),
-                  (0.05 * pink_noise(2 * SAMPLE_RATE, rng)).astype(np.float32)):
-        assert not detect_voice(sound, section.vad_threshold_db, section.vad_margin_db).voiced
-    speech = syllables(2.0) + noise(2.0, 0.05)
-    assert detect_voice(speech, section.vad_threshold_db, section.vad_margin_db).voiced
+    for sound in (noise(8.0, 0.0003), noise(8.0, 0.05), noise(8.0, 0.5), tone(8.0, 440, 0.5),
+                  (0.05 * pink_noise(8 * SAMPLE_RATE, rng)).astype(np.float32)):
+        assert not gate_window(section, sound).voiced
+    speech = np.concatenate([noise(6.0, 0.05), syllables(2.0) + noise(2.0, 0.05, seed=1)])
+    assert gate_window(section, speech).voiced

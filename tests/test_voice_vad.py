@@ -9,7 +9,9 @@ import pytest
 
 from demo.clip import write_speech
 from device.audio.audio_sources import read_audio_file
-from device.audio.vad import detect_voice, frame_levels_db
+from device.audio.vad import detect_voice, frame_levels_db, room_threshold_db
+from device.audio.voice_listener import gate_window
+from device.config import AudioSection
 from tests.voice_fixtures import noise, syllables, tone
 
 
@@ -54,3 +56,23 @@ def test_synthetic_speech_is_voice(tmp_path: Path):
     speech = read_audio_file(wav)
     assert detect_voice(speech[:32000]).voiced
     assert not detect_voice(0.003 * speech[:32000] / np.abs(speech).max()).voiced
+
+
+def test_the_gate_follows_the_room_between_its_bounds():
+    assert room_threshold_db(np.zeros(8 * 16000, np.float32), -60, -50, 20) == -60  # a silent room
+    assert room_threshold_db(noise(8.0, 0.05), -60, -50, 20) == -50  # a loud one (-29 dBFS)
+    between = room_threshold_db(noise(8.0, 0.0003), -60, -50, 20)  # background about -71 dBFS
+    assert -52 < between < -50
+    assert room_threshold_db(np.zeros(0, np.float32), -60, -50, 20) == -50  # nothing heard yet: cautious
+
+
+def test_a_soft_voice_is_heard_in_a_quiet_room_but_not_under_a_noise_bed():
+    def after_a_pause(voice: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.zeros(6 * 16000, np.float32), voice])
+
+    soft = after_a_pause(syllables(2.0, amplitude=0.004))  # peaks about -55 dBFS: under a fixed -50 gate
+    assert gate_window(AudioSection(), soft).voiced
+    assert not gate_window(AudioSection(vad_quiet_threshold_db=-50.0), soft).voiced  # the fixed gate
+    bed = noise(8.0, 0.0005, seed=3)  # a steady room at -66 dBFS: the gate rises to its -50 bound
+    assert not gate_window(AudioSection(), bed + soft).voiced
+    assert gate_window(AudioSection(), bed + after_a_pause(syllables(2.0, amplitude=0.05))).voiced

@@ -196,22 +196,21 @@ def score_stream(events: list[dict], timeline: dict, hop_s: float = DEFAULT_HOP_
             "windows_expected": windows, "missing_readings": windows - len(readings), **alignment}
 
 
-def replay_readings(samples: np.ndarray, classifier, vad_threshold_db: float = AudioSection.vad_threshold_db,
-                    hop_s: float = DEFAULT_HOP_S, vad_margin_db: float = AudioSection.vad_margin_db
-                    ) -> dict[int, dict]:
-    """The listener's windows computed offline with the device's own VAD and classifier, in the
-    events' form: to check the daemon against, and to try settings without a real-time run."""
-    from device.audio.vad import detect_voice
+def replay_readings(samples: np.ndarray, classifier, section: AudioSection) -> dict[int, dict]:
+    """The listener's windows computed offline with the device's own VAD (`gate_window`, over the same
+    background span) and classifier, in the events' form: to check the daemon against, and to try
+    settings without a real-time run."""
+    from device.audio.voice_listener import BACKGROUND_SAMPLES, gate_window
 
-    hop_samples = round(hop_s * SAMPLE_RATE)
+    hop_samples = round(section.hop_s * SAMPLE_RATE)
     readings = {}
     for k, start in enumerate(range(0, len(samples) - WINDOW_SAMPLES + 1, hop_samples)):
-        window = samples[start:start + WINDOW_SAMPLES]
-        vad = detect_voice(window, vad_threshold_db, vad_margin_db)
+        end = start + WINDOW_SAMPLES
+        vad = gate_window(section, samples[max(0, end - BACKGROUND_SAMPLES):end])
         reading: dict = {"vad": {"voiced": vad.voiced, "active_fraction": round(vad.active_fraction, 3),
                                  "level_db": round(vad.level_db, 1)}}
         if vad.voiced:
-            probs = classifier.classify_window(window)
+            probs = classifier.classify_window(samples[start:end])
             reading["probabilities"] = {label: round(float(p), 4) for label, p in zip(VOICE_LABELS, probs,
                                                                                        strict=True)}
         readings[k] = reading

@@ -16,13 +16,22 @@ import numpy as np
 
 from device.audio.audio_sources import AudioSource, open_audio_source
 from device.audio.log_mel import SAMPLE_RATE, WINDOW_SAMPLES
-from device.audio.vad import VadDecision, detect_voice
+from device.audio.vad import BACKGROUND_S, VadDecision, detect_voice, room_threshold_db
 from device.audio.voice_classifier import VoiceClassifier
 from device.config import AudioSection
 from device.errors import AudioSourceError
 from device.runtime.voice_labels import VOICE_LABELS, voice_to_face_probabilities
 
 WAIT_TIMEOUT_S = 1.0  # how long a hop may be late before the thread checks the source again
+BACKGROUND_SAMPLES = round(BACKGROUND_S * SAMPLE_RATE)
+
+
+def gate_window(section: AudioSection, recent: np.ndarray) -> VadDecision:
+    """The VAD verdict on the window that ends `recent` (up to BACKGROUND_S of the latest audio,
+    whose background sets the gate's level): the one rule for the listener and its offline replay."""
+    threshold = room_threshold_db(recent, section.vad_quiet_threshold_db, section.vad_threshold_db,
+                                  section.vad_room_margin_db)
+    return detect_voice(recent[-WINDOW_SAMPLES:], threshold, section.vad_margin_db)
 
 
 @dataclass(frozen=True)
@@ -148,11 +157,12 @@ class VoiceListener:
                     self._stats.skipped_hops += (newest - end) // self.hop_samples
                 end = newest
                 continue
-            self._publish(self._classify(window))
+            recent = buffer.window(end, min(end, BACKGROUND_SAMPLES))
+            self._publish(self._classify(window, window if recent is None else recent))
             end += self.hop_samples
 
-    def _classify(self, window: np.ndarray) -> VoiceReading:
-        vad = detect_voice(window, self.section.vad_threshold_db, self.section.vad_margin_db)
+    def _classify(self, window: np.ndarray, recent: np.ndarray) -> VoiceReading:
+        vad = gate_window(self.section, recent)
         if not vad.voiced:
             return VoiceReading(time.time(), vad)
         started = time.perf_counter()
