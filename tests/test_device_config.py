@@ -49,7 +49,7 @@ def test_voice_sections_are_validated_now(tmp_path: Path, model_args) -> None:
     # the window is the voice model's (its card), not a setting
     with pytest.raises(ConfigError, match=r"\[audio\]: unknown key 'window_s'"):
         load_config(write(tmp_path, "[audio]\nwindow_s = 3.0\n"), env={}, overrides=model_args)
-    with pytest.raises(ConfigError, match=r"vad_quiet_threshold_db.*-45 dBFS is above vad_threshold_db \(-50"):
+    with pytest.raises(ConfigError, match=r"vad_quiet_threshold_db.*-45 dBFS is above vad_threshold_db"):
         load_config(write(tmp_path, "[audio]\nvad_quiet_threshold_db = -45\n"), env={}, overrides=model_args)
 
 

@@ -73,7 +73,7 @@ def as_float_audio(samples: np.ndarray) -> np.ndarray:
 
 
 def frames(samples: np.ndarray) -> np.ndarray:
-    """(frame_count, WIN_LENGTH) view of 25 ms frames every 10 ms; shared with the VAD."""
+    """(frame_count, WIN_LENGTH) view of 25 ms frames every 10 ms (the VAD's levels share the grid)."""
     audio = as_float_audio(samples)
     count = frame_count(len(audio))
     if count == 0:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.audio.log_mel import HOP_LENGTH, SAMPLE_RATE, frames
+from device.audio.log_mel import HOP_LENGTH, SAMPLE_RATE, WIN_LENGTH, as_float_audio, frame_count
 
 FLOOR_PERCENTILE = 10.0
 BACKGROUND_S = 8.0  # how far back the room's background is measured (inside the 10 s ring buffer)
@@ -35,9 +35,15 @@ class VadDecision:
 
 
 def frame_levels_db(samples: np.ndarray) -> np.ndarray:
-    """RMS level of every 25 ms frame (10 ms hop), in dB relative to full scale."""
-    framed = frames(samples).astype(np.float64)
-    return 10.0 * np.log10(np.mean(framed ** 2, axis=1) + 1e-12)
+    """RMS level of every 25 ms frame (10 ms hop), in dB relative to full scale.
+
+    From a running sum of squares rather than the frames themselves: the listener measures 8 s of
+    background every hop, and this is several times cheaper (equal to the framed mean to 1e-11 dB)."""
+    audio = as_float_audio(samples).astype(np.float64)
+    starts = np.arange(frame_count(len(audio))) * HOP_LENGTH
+    energy = np.concatenate([[0.0], np.cumsum(audio * audio)])
+    power = np.maximum(energy[starts + WIN_LENGTH] - energy[starts], 0.0) / WIN_LENGTH
+    return 10.0 * np.log10(power + 1e-12)
 
 
 def room_threshold_db(recent: np.ndarray, quiet_db: float, noisy_db: float, margin_db: float) -> float:
