@@ -103,3 +103,20 @@ def test_evaluate_cli_reports_bad_data_without_traceback(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "error:" in result.stderr
+
+
+def test_evaluate_scores_an_ensemble_as_its_averaged_probabilities(tmp_path: Path) -> None:
+    from training.evaluate import evaluate, evaluate_ensemble
+
+    write_fer_folder(tmp_path / "faces", per_class=3)
+    data = str(tmp_path / "faces")
+    mx, ds = REPO / "models" / "face_mini_xception_int8.tflite", REPO / "models" / "face_ds_cnn_int8.tflite"
+    y, p_mx, _ = evaluate(mx, data, usage="Training", flip_tta=True)
+    _, p_ds, _ = evaluate(ds, data, usage="Training", flip_tta=True)
+    y_ens, p_ens, report = evaluate_ensemble([mx, ds], data, usage="Training", flip_tta=True)
+    assert np.array_equal(y_ens, y) and np.allclose(p_ens, (p_mx + p_ds) / 2)
+    assert report["accuracy"] == pytest.approx(np.mean(((p_mx + p_ds) / 2).argmax(axis=1) == y))
+    result = subprocess.run([sys.executable, "-m", "training.evaluate", "--model", str(mx), "--model",
+                             str(tmp_path / "missing.tflite"), "--data", data, "--usage", "Training"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and "missing.tflite: model file not found" in result.stderr

@@ -1,5 +1,6 @@
 """`python -m training.evaluate --model M --data D`: score a .tflite (through the device's own
-preprocessing and interpreter code) or a .keras model, and print one JSON line last.
+preprocessing and interpreter code) or a .keras model, and print one JSON line last. Repeating
+`--model` scores the ensemble: the models' probabilities averaged (how a teacher ensemble is measured).
 """
 
 from __future__ import annotations
@@ -83,16 +84,30 @@ def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str
     return y_true, probs, classification_report(y_true, probs, labels)
 
 
+def evaluate_ensemble(model_paths: list[Path], data: str, usage: str = "PublicTest", actors: str = "17-20",
+                      flip_tta: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """`evaluate` for the mean of several models' probabilities (one model: that model's own)."""
+    scored = [evaluate(path, data, usage, actors, flip_tta) for path in model_paths]
+    y_true, _, first = scored[0]
+    for path, (y, _, _) in zip(model_paths[1:], scored[1:], strict=True):
+        if y.shape != y_true.shape or not np.array_equal(y, y_true):
+            raise DataError(f"{path} scores other samples than {model_paths[0]} (a face and a voice model?); "
+                            "an ensemble needs models of one kind")
+    probs = np.mean([p for _, p, _ in scored], axis=0)
+    return y_true, probs, classification_report(y_true, probs, list(first["per_class"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, type=Path, help=".tflite or .keras")
+    parser.add_argument("--model", required=True, type=Path, action="append",
+                        help=".tflite or .keras (repeat: the ensemble's averaged probabilities)")
     parser.add_argument("--data", required=True, help="FER2013 CSV[.gz] / image folder, or RAVDESS folder")
     parser.add_argument("--usage", default="PublicTest", help="FER2013 Usage (or split folder)")
     parser.add_argument("--actors", default="17-20", help="RAVDESS actors, e.g. 17-20 or 1,3,5")
     parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
     args = parser.parse_args(argv)
     try:
-        _, _, report = evaluate(args.model, args.data, args.usage, args.actors, args.flip_tta)
+        _, _, report = evaluate_ensemble(args.model, args.data, args.usage, args.actors, args.flip_tta)
     except (DataError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:>10}  precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
               f"f1 {row['f1']:.3f}  n={row['support']}")
     summary = {k: report[k] for k in ("accuracy", "macro_f1", "top3", "uar", "n")}
-    print(json.dumps({"model": str(args.model), **summary}))
+    models = [str(path) for path in args.model]
+    print(json.dumps({"model": models[0] if len(models) == 1 else models, **summary}))
     return 0
 
 
