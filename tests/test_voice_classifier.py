@@ -105,6 +105,20 @@ def test_listener_classifies_every_hop_with_voice_and_skips_the_rest(voice_model
 
 
 @pytest.mark.slow
+def test_listener_sets_its_gate_from_the_room_of_the_last_seconds(voice_model: Path, tmp_path: Path):
+    from device.audio.voice_listener import gate_window
+
+    # 6.5 s of a steady room at -66 dBFS, then it falls silent and a soft voice (-55 dBFS) speaks
+    audio = np.concatenate([noise(6.5, 0.0005), syllables(1.5, amplitude=0.004)])
+    assert gate_window(AudioSection(), audio[-32000:]).voiced  # the last 2 s alone would pass
+    listener = file_listener(write(tmp_path / "room.wav", audio), voice_model)
+    run_listener(listener)
+    reading = listener.latest()
+    assert listener.stats()["windows"] == 13 and reading is not None
+    assert not reading.voiced  # the room of the last 8 s (-66 dBFS) raised the gate to -50 dBFS
+
+
+@pytest.mark.slow
 def test_listener_does_not_classify_a_steady_tone(voice_model: Path, tmp_path: Path):
     listener = file_listener(write(tmp_path / "hum.wav", tone(2.6, 120, 0.4)), voice_model)
     run_listener(listener)
