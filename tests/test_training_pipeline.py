@@ -101,7 +101,7 @@ def test_warm_restart_records_the_run_it_continues(trained_run: tuple[Path, Path
     assert previous["command"].endswith("--epochs 2") and previous["epochs_run"] == 2
 
 
-def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path) -> None:
+def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path, monkeypatch) -> None:
     import keras
     import numpy as np
 
@@ -122,6 +122,23 @@ def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path) -> 
     targets = train.training_targets(task, 7, [str(teacher_path)] * 2, 0.25)
     np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * soft, rtol=1e-5)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-5)
+    cache = tmp_path / "teacher_targets.npz"
+    kept = train.training_targets(task, 7, [str(teacher_path)], 0.25, cache, "shift 0")
+    np.testing.assert_allclose(kept, targets, rtol=1e-5)
+    scored = []
+    original_load = train.load_teacher
+    monkeypatch.setattr(train, "load_teacher", lambda path: scored.append(path) or original_load(path))
+    # the same teacher, samples and views again: from the cache, no teacher scored
+    again = train.training_targets(task, 7, [str(teacher_path)], 0.5, cache, "shift 0")
+    np.testing.assert_allclose(again, 0.5 * onehot + 0.5 * soft, rtol=1e-5)
+    assert scored == []
+    train.training_targets(task, 7, [str(teacher_path)], 0.25, cache, "shift 2")  # other views
+    assert scored == [str(teacher_path)]
+    teacher.layers[-1].set_weights([w + 0.01 for w in teacher.layers[-1].get_weights()])
+    teacher.save(teacher_path)  # a retrained teacher
+    retrained = train.training_targets(task, 7, [str(teacher_path)], 1.0, cache, "shift 2")
+    assert scored == [str(teacher_path)] * 2
+    np.testing.assert_allclose(retrained, teacher.predict(x, verbose=0), rtol=1e-5)
     voice_like = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
                                    keras.layers.Dense(8, activation="softmax")])
     voice_like.save(tmp_path / "eight.keras")

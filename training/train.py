@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import shlex
@@ -164,16 +165,28 @@ def previous_training(checkpoint: Path) -> dict:
     return {"checkpoint": str(checkpoint)}
 
 
-def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_weight: float) -> np.ndarray:
+def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_weight: float,
+                     cache: Path | None = None, views: str = "") -> np.ndarray:
     """One-hot labels, or with teachers (knowledge distillation) a blend of the labels and the
     teachers' averaged probabilities on the un-augmented training samples. The soft part tells
     a small student which mistakes are near misses (fear vs. sad), which it learns more easily
-    than hard labels alone; the hard part keeps it right where the teachers are wrong."""
+    than hard labels alone; the hard part keeps it right where the teachers are wrong.
+
+    Scoring a large teacher's views of every training face takes half an hour on two cores, and a
+    long run restarts once a session, so the teachers' probabilities are kept in `cache` and used
+    again while the teachers' files, the samples and the `views` are the same."""
     onehot = np.eye(num_classes, dtype=np.float32)[task.y_train]
     if not teachers:
         return onehot
-    soft = np.zeros_like(onehot)
     inputs = task.clean(task.x_train)
+    key = json.dumps({"teachers": [[path, file_digest(path)] for path in teachers], "views": views,
+                      "samples": hashlib.sha256(inputs.tobytes() + task.y_train.tobytes()).hexdigest()})
+    if cache is not None and cache.is_file():
+        with np.load(cache) as kept:
+            if str(kept["key"]) == key:
+                print(f"teachers' probabilities from {cache} (same teachers, samples and views)", flush=True)
+                return ((1.0 - teacher_weight) * onehot + teacher_weight * kept["soft"]).astype(np.float32)
+    soft = np.zeros_like(onehot)
     for path in teachers:
         teacher = load_teacher(path)
         if teacher.input_shape[1:] != inputs.shape[1:] or teacher.output_shape[-1] != num_classes:
@@ -183,7 +196,16 @@ def training_targets(task: Task, num_classes: int, teachers: list[str], teacher_
         soft += task.predict(teacher, inputs)
         print(f"teacher {path}: {np.mean(soft.argmax(axis=1) == task.y_train):.4f} training accuracy "
               "(running ensemble)", flush=True)
-    return ((1.0 - teacher_weight) * onehot + teacher_weight * soft / len(teachers)).astype(np.float32)
+    soft /= len(teachers)
+    if cache is not None:
+        np.savez(cache, soft=soft, key=np.array(key))
+    return ((1.0 - teacher_weight) * onehot + teacher_weight * soft).astype(np.float32)
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a teacher's file, so that a cache never outlives a retrained teacher (a missing
+    file matches no cache, and loading it says what is wrong)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else "missing"
 
 
 def load_teacher(path: str) -> keras.Model | TFLiteTeacher:
@@ -336,7 +358,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     last_epoch = min(args.epochs, args.stop_after or args.epochs)
     if initial_epoch < last_epoch:
         model.fit(
-            make_dataset(task, training_targets(task, num_classes, args.teacher, args.teacher_weight),
+            make_dataset(task, training_targets(task, num_classes, args.teacher, args.teacher_weight,
+                                                 out / "teacher_targets.npz", f"shift {args.teacher_shift}"),
                          args.batch_size, args.seed, num_classes, args.class_weight_power),
             validation_data=(task.x_val, np.eye(num_classes, dtype=np.float32)[task.y_val]),
             validation_batch_size=256, epochs=last_epoch, initial_epoch=initial_epoch,
