@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from benchmarks.e2e.voice_clip import CONDITIONS, VoiceClipSpec, build, face_video, power_db, speech_level_db
@@ -127,6 +128,19 @@ def test_the_daemon_on_a_synthetic_stream_reports_what_the_device_code_computes(
     assert check["compared"] == len(replay) and check["same_vad"] == check["compared"]
     assert check["same_class"] == check["voiced_compared"] > 0
     assert check["max_probability_diff"] < 1e-3
+
+
+def test_the_replay_runs_on_the_audio_section_the_settings_give(tmp_path: Path, capsys) -> None:
+    from benchmarks.e2e_voice import audio_section
+
+    section = audio_section({"audio.vad_room_margin_db": "15", "audio.hop_s": "0.25", "face.model": "x"})
+    assert section.vad_room_margin_db == 15.0 and section.hop_s == 0.25
+    assert section.vad_threshold_db == AudioSection().vad_threshold_db
+    for bad in ("audio.vad_room_margin_db=loud", "audio.window_s=3"):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--shared", str(tmp_path), "--replay", "--set", bad])
+        assert stopped.value.code == 2
+    assert "vad_room_margin_db = 'loud' must be a number" in capsys.readouterr().err
 
 
 def test_without_the_dataset_the_benchmark_says_so(tmp_path: Path, capsys) -> None:
