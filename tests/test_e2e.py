@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks.e2e.clip_generator import ClipSpec, generate, plan, render
-from benchmarks.e2e.scorer import evaluate, on_face, score
+from benchmarks.e2e.scorer import evaluate, figures, on_face, score, standard_error
 from demo.clip import FACE_REGION, portrait
 from tests.conftest import ROOT
 
@@ -96,6 +96,19 @@ def test_scorer_definitions_on_a_hand_made_run() -> None:
     assert result["false_tracks_per_min"] == pytest.approx(1 / (20 / fps / 60))
     assert on_face((115, 120, 70, 70), box_a) and not on_face((115, 120, 20, 20), box_a)
     assert not on_face((300, 120, 70, 70), box_a)
+
+
+def test_the_gap_comes_with_its_standard_error_over_the_faces() -> None:
+    """Four detected faces: the model right on all, the daemon on two. The gap is 0.5 and its
+    standard error that of the per-face differences (1, 1, 0, 0): sd 0.577 over the root of 4."""
+    rows = [{"kind": "single", "detected": True, "right": right, "model_right": True, "track_minutes": 0.1,
+             "changes": 0} for right in (False, False, True, True)]
+    rows.append({"kind": "single", "detected": False, "right": False, "model_right": False,
+                 "track_minutes": 0.0, "changes": 0})
+    single = figures(rows)["single"]
+    assert single["gap"] == pytest.approx(0.5)
+    assert single["gap_se"] == pytest.approx(np.sqrt(1 / 3) / 2)
+    assert standard_error([0.0]) is None and standard_error([1.0, 1.0]) == 0.0
 
 
 def test_the_daemon_on_a_small_synthetic_clip(face_model: Path, tmp_path: Path) -> None:

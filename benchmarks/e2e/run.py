@@ -29,7 +29,8 @@ def bench_keys(result: dict) -> dict:
     rounded = {k: (None if v is None else round(v, 4)) for k, v in {
         "e2e_detected": single["detected"], "e2e_detected_multi": result["multi"]["detected"],
         "e2e_accuracy": every["accuracy"], "e2e_model_accuracy": every["model_accuracy"],
-        "e2e_gap": every.get("gap"), "e2e_first_event_s": every["first_event_s"],
+        "e2e_gap": every.get("gap"), "e2e_gap_se": every.get("gap_se"),
+        "e2e_first_event_s": every["first_event_s"],
         "e2e_first_event_p95_s": every["first_event_p95_s"], "e2e_track_overhang_s": every["overhang_s"],
         "e2e_track_overhang_p95_s": every["overhang_p95_s"],
         "e2e_track_overhang_max_s": every["overhang_max_s"],

@@ -92,6 +92,15 @@ def _stat(values: list[float], how: str) -> float | None:
     return float(np.percentile(values, 95))
 
 
+def standard_error(differences: list[float]) -> float | None:
+    """Standard error of a mean of per-face differences. The gap is one draw of faces: on `make
+    e2e`'s 500 or so it moves by about 1.4 points from clip to clip, so a 2-point target is read
+    with this beside it (docs/device.md, "A second clip")."""
+    if len(differences) < 2:
+        return None
+    return float(np.std(differences, ddof=1) / np.sqrt(len(differences)))
+
+
 def score(timeline: dict, events: list[dict], observed: list, model_labels: dict[int, str]) -> dict:
     """Per-face rows and the figures (see the module docstring). `model_labels`: row -> model's class."""
     fps = timeline["fps"]
@@ -191,6 +200,7 @@ def figures(rows: list[dict]) -> dict:
         }
         if figure["accuracy"] is not None:
             figure["gap"] = figure["model_accuracy"] - figure["accuracy"]
+            figure["gap_se"] = standard_error([r["model_right"] - r["right"] for r in detected])
         out[name] = figure
     return out
 
@@ -240,6 +250,8 @@ def print_table(result: dict) -> None:
     for name in ("single", "multi", "all"):
         f = result[name]
         gap = "-" if f.get("gap") is None else f"{100 * f['gap']:+.1f}"
+        if f.get("gap_se") is not None:
+            gap += f" ({100 * f['gap_se']:.1f})"
         flicker = "-" if f["flicker"] is None else f"{f['flicker']:.2f}"
         print(f"{name:<8}{f['faces']:>5}{_pct(f['detected']):>10}{_pct(f['accuracy']):>9}"
               f"{_pct(f['model_accuracy']):>8}{gap:>7}{_sec(f['first_event_s']):>10}"
