@@ -243,7 +243,7 @@ def _sec(value: float | None) -> str:
 
 def print_table(result: dict) -> None:
     """One table: rows single / multi / all faces; columns the figures."""
-    header = (f"{'faces':<8}{'n':>5}{'detected':>10}{'daemon':>9}{'model':>8}{'gap':>7}"
+    header = (f"{'faces':<8}{'n':>5}{'detected':>10}{'daemon':>9}{'model':>8}{'gap (se)':>13}"
               f"{'1st ev s':>10}{'p95':>6}{'overhang s':>12}{'p95':>6}{'max':>6}{'flicker/min':>13}"
               f"{'inherited':>11}{'no event':>10}")
     print(header)
@@ -254,7 +254,7 @@ def print_table(result: dict) -> None:
             gap += f" ({100 * f['gap_se']:.1f})"
         flicker = "-" if f["flicker"] is None else f"{f['flicker']:.2f}"
         print(f"{name:<8}{f['faces']:>5}{_pct(f['detected']):>10}{_pct(f['accuracy']):>9}"
-              f"{_pct(f['model_accuracy']):>8}{gap:>7}{_sec(f['first_event_s']):>10}"
+              f"{_pct(f['model_accuracy']):>8}{gap:>13}{_sec(f['first_event_s']):>10}"
               f"{_sec(f['first_event_p95_s']):>6}{_sec(f['overhang_s']):>12}{_sec(f['overhang_p95_s']):>6}"
               f"{_sec(f['overhang_max_s']):>6}{flicker:>13}{f['inherited']:>11}{f['no_event']:>10}")
     print(f"face-free gaps: {result['gap_minutes']:.1f} min, {result['false_tracks_in_gaps']} false tracks "
