@@ -89,16 +89,27 @@ def test_quantize_then_make_evaluate_prints_json(trained_run: tuple[Path, Path],
 
 @pytest.mark.slow
 def test_warm_restart_records_the_run_it_continues(trained_run: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
     data, out = trained_run
-    code = train.main(["--model", "mini_xception", "--width", "0.5", "--data", str(data),
-                       "--out", str(tmp_path / "continued"), "--batch-size", "32", "--epochs", "1",
-                       "--init-from", str(out / "best.keras")])
-    assert code == 0
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("best.keras", "training.json"):
+        shutil.copy(out / name, source / name)
+    command = ["--model", "mini_xception", "--width", "0.5", "--data", str(data),
+               "--out", str(tmp_path / "continued"), "--batch-size", "32", "--epochs", "1",
+               "--init-from", str(source / "best.keras")]
+    assert train.main(command) == 0
     info = json.loads((tmp_path / "continued" / "training.json").read_text())
     previous = info["continued_from"]
     assert "teachers" not in info
-    assert previous["checkpoint"] == str(out / "best.keras")
+    assert previous["checkpoint"] == str(source / "best.keras")
     assert previous["command"].endswith("--epochs 2") and previous["epochs_run"] == 2
+    # On a machine without the run it grew from, the same command keeps the lineage it recorded.
+    (source / "training.json").unlink()
+    assert train.main(command) == 0
+    again = json.loads((tmp_path / "continued" / "training.json").read_text())["continued_from"]
+    assert again == previous
 
 
 def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path, monkeypatch) -> None:
@@ -169,10 +180,16 @@ def test_weight_averaging_validates_and_keeps_the_averages(trained_run: tuple[Pa
 
     data, _ = trained_run
     out = tmp_path / "averaged"
-    code = train.main(["--model", "mini_xception", "--width", "0.5", "--data", str(data), "--out", str(out),
-                       "--batch-size", "32", "--epochs", "1", "--ema", "0.9", "--bn-recalibration", "64"])
-    assert code == 0
+    command = ["--model", "mini_xception", "--width", "0.5", "--data", str(data), "--out", str(out),
+               "--batch-size", "32", "--epochs", "1", "--ema", "0.9", "--bn-recalibration", "64"]
+    assert train.main(command) == 0
     last, best = keras.models.load_model(out / "last.keras"), keras.models.load_model(out / "best.keras")
+    # A finished run carried without best.keras: the same command rebuilds it from last.keras alone.
+    (out / "best.keras").unlink()
+    assert train.main(command) == 0
+    rebuilt = keras.models.load_model(out / "best.keras")
+    for kept, again in zip(best.weights, rebuilt.weights, strict=True):
+        np.testing.assert_allclose(again.numpy(), kept.numpy(), rtol=1e-5, atol=1e-6)
     averages = last.optimizer._model_variables_moving_average
     assert len(averages) == len(last.trainable_weights) == len(best.trainable_weights)
     moved = 0

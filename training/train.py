@@ -115,6 +115,23 @@ def recalibrate_batch_norm(model: keras.Model, samples: np.ndarray, batch_size: 
         layer.momentum = momentum
 
 
+def recalibration_samples(task: Task, args: argparse.Namespace) -> np.ndarray:
+    """The fixed un-augmented training inputs whose statistics the kept model's batch norms hold."""
+    picked = np.random.default_rng(args.seed).permutation(len(task.y_train))[:args.bn_recalibration]
+    return task.clean(task.x_train[np.sort(picked)])
+
+
+def kept_model(model: keras.Model, task: Task, args: argparse.Namespace) -> keras.Model:
+    """From `last.keras` (raw weights, and with --ema their averages in the optimizer) to the
+    model an epoch's end validates and keeps: averages swapped in, batch norms re-estimated.
+    A finished run then needs only `last.keras` carried between machines, not `best.keras` too."""
+    if model.optimizer is not None and model.optimizer.use_ema:
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+    if args.bn_recalibration:
+        recalibrate_batch_norm(model, recalibration_samples(task, args))
+    return model
+
+
 class BatchNormRecalibration(keras.callbacks.Callback):
     """Before each validation, re-estimate the batch-norm statistics of the weights about to be
     validated (the averaged ones with --ema) on a fixed sample of un-augmented training inputs,
@@ -155,13 +172,17 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return history
 
 
-def previous_training(checkpoint: Path) -> dict:
+def previous_training(checkpoint: Path, recorded: dict | None = None) -> dict:
     """What produced a checkpoint a run starts from, so a model card can say how to rebuild it:
     the `<name>.training.json` beside a shipped checkpoint, or the run directory's
-    `training.json`."""
+    `training.json`. When neither is on this machine (a run carried over without the runs it
+    grew from), the run's own earlier record of that checkpoint, `recorded`, stands: running the
+    command again never thins a model card's lineage."""
     for info in (checkpoint.with_suffix(".training.json"), checkpoint.parent / "training.json"):
         if info.exists():
             return {"checkpoint": str(checkpoint), **json.loads(info.read_text())}
+    if recorded and recorded.get("checkpoint") == str(checkpoint):
+        return recorded
     return {"checkpoint": str(checkpoint)}
 
 
@@ -341,8 +362,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     # as `best.keras`.
     as_used = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     if args.bn_recalibration:
-        picked = np.random.default_rng(args.seed).permutation(len(task.y_train))[:args.bn_recalibration]
-        as_used.append(BatchNormRecalibration(task.clean(task.x_train[np.sort(picked)])))
+        as_used.append(BatchNormRecalibration(recalibration_samples(task, args)))
     callbacks = [
         keras.callbacks.CSVLogger(str(log_path), append=True),
         SaveState(),
@@ -365,7 +385,17 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
             validation_batch_size=256, epochs=last_epoch, initial_epoch=initial_epoch,
             callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 0,
         )
-    best = keras.models.load_model(best_path) if best_path.exists() else model
+    if best_path.exists():
+        best = keras.models.load_model(best_path)
+    elif initial_epoch >= last_epoch:
+        best = kept_model(model, task, args)
+        best.save(best_path)
+        which = ("its last epoch" if args.keep == "last"
+                 else "its last epoch, not its best (lost with best.keras)")
+        print(f"{best_path} rebuilt from {last_path}: {which}, weights averaged and batch norms "
+              "re-estimated as training keeps them", flush=True)
+    else:
+        best = model
     y_true, probs = task.evaluate(best)
     report = classification_report(y_true, probs, task.labels)
     extra = {"model": args.model, "parameters": int(best.count_params()), **task.description,
@@ -385,11 +415,15 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
         info["kept_epoch"] = len(val_curve)
         info["note"] = ("fixed schedule: the final epoch's model is kept (best.keras); the validation "
                         "split was only watched, nothing was selected on it")
+    info_path = out / "training.json"
+    recorded = json.loads(info_path.read_text()) if info_path.exists() else {}
     if args.init_from:
-        info["continued_from"] = previous_training(Path(args.init_from))
+        info["continued_from"] = previous_training(Path(args.init_from), recorded.get("continued_from"))
     if args.teacher:
-        info["teachers"] = [previous_training(Path(path)) for path in args.teacher]
-    (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+        kept = recorded.get("teachers", [])
+        info["teachers"] = [previous_training(Path(path), kept[i] if i < len(kept) else None)
+                            for i, path in enumerate(args.teacher)]
+    info_path.write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps({"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                       "top3": report["top3"], "uar": report["uar"], "n": report["n"], **extra}))
     return report
