@@ -87,6 +87,22 @@ def cached(path: Path, compute, *args):
     return value
 
 
+def stream_readings(out: Path, condition: str, samples: np.ndarray, classifier, audio: AudioSection,
+                    model_tag: str) -> dict[int, dict]:
+    """The device's windows over one stream computed offline (`replay_readings`), cached beside the
+    streams under the VAD settings, hop and model they depend on."""
+    settings_tag = (f"{audio.vad_threshold_db:g}_{audio.vad_quiet_threshold_db:g}_"
+                    f"{audio.vad_room_margin_db:g}_{audio.vad_margin_db:g}_{audio.hop_s:g}_{model_tag}")
+    replay = cached(out / f"replay_{slug(condition)}_{settings_tag}.json", replay_readings,
+                    samples, classifier, audio)
+    return {int(k): v for k, v in replay.items()}
+
+
+def model_tag(model: Path) -> str:
+    """The model's stem and content hash: caches of its results follow the file, not its name."""
+    return f"{model.stem}_{hashlib.sha256(model.read_bytes()).hexdigest()[:10]}"
+
+
 def audio_section(settings: dict[str, str]) -> AudioSection:
     """The [audio] section the daemon holds under these `--set` overrides: what the replay runs on."""
     hints = field_hints(AudioSection)
@@ -101,14 +117,21 @@ def audio_section(settings: dict[str, str]) -> AudioSection:
     return dataclasses.replace(AudioSection(), **values)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def stream_arguments(description: str) -> argparse.ArgumentParser:
+    """The options that name a stream (where the data and streams are, seed, speakers): every tool
+    that reads `make e2e-voice`'s streams takes the same."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--shared", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--out", type=Path, default=Path("runs/e2e_voice"), help="streams, events, results")
     parser.add_argument("--seed", type=int, default=VoiceClipSpec.seed)
     parser.add_argument("--actors", default=VoiceClipSpec.actors, help="the stream's speakers")
     parser.add_argument("--babble-actors", default=VoiceClipSpec.babble_actors,
                         help="the babble's speakers (never the stream's)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stream_arguments(__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=0, help="only the first N clips of the stream (0: all)")
     parser.add_argument("--conditions", default="all",
                         help="comma-separated stream names (clean, babble_20_dB, ...) or all")
@@ -144,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from device.audio.voice_classifier import VoiceClassifier
 
     classifier = VoiceClassifier(model, num_threads=1)
-    model_tag = f"{model.stem}_{hashlib.sha256(model.read_bytes()).hexdigest()[:10]}"  # caches follow it
+    tag_of_model = model_tag(model)
     model_clean = model_on_clean_clips(model, ravdess, timeline)
     tag = "replay" if args.replay else "daemon"
     runs = {}
@@ -164,11 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in chosen:
         samples = to_int16(read_audio_file(paths[name]))
-        settings_tag = (f"{audio.vad_threshold_db:g}_{audio.vad_quiet_threshold_db:g}_"
-                        f"{audio.vad_room_margin_db:g}_{audio.vad_margin_db:g}_{hop_s:g}_{model_tag}")
-        replay = cached(args.out / f"replay_{slug(name)}_{settings_tag}.json", replay_readings,
-                        samples, classifier, audio)
-        replay = {int(k): v for k, v in replay.items()}
+        replay = stream_readings(args.out, name, samples, classifier, audio, tag_of_model)
         if args.replay:
             windows = (timeline["samples"] - WINDOW_SAMPLES) // round(hop_s * SAMPLE_RATE) + 1
             rows = clip_answers(replay, timeline["clips"], windows, hop_s)
@@ -183,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             result = score_stream(events, timeline, hop_s, replay)
             result["replay_check"] = compare_to_replay(readings_from_events(events, hop_s, replay)[0], replay)
         result["condition"] = name
-        cut_path = args.out / f"model_cut_{slug(name)}_{model_tag}.json"
+        cut_path = args.out / f"model_cut_{slug(name)}_{tag_of_model}.json"
         result["model_cut"] = cached(cut_path, model_on_cut_clips, classifier,
                                      samples.astype(np.float32) / 32768.0, timeline)
         results.append(result)

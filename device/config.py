@@ -150,6 +150,9 @@ class FusionSection:
     face_weight: float = 1.0
     voice_weight: float = 1.0
     stale_after_s: float = 2.0
+    # The speaker's fused emotion averages their readings (a plain mean over the first 1/alpha, then
+    # this EMA), so one window's guess does not flip it: docs/voice.md, "Fusion over an utterance".
+    alpha: float = 0.35
     bel_model: str = "models/fusion_bel.json"
 
 
@@ -344,6 +347,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "fusion.face_weight": (0, 10),
     "fusion.voice_weight": (0, 10),
     "fusion.stale_after_s": (0.1, 60),
+    "fusion.alpha": (0.01, 1.0),
     "gate.threshold": (0.01, 0.99),
 }
 # Characters that would change what a topic means (wildcards, levels) or that brokers refuse.

@@ -97,7 +97,8 @@ class Pipeline:
         self.tracks_seen = 0
         self._points = circumplex_points(messages.labels)
         self._frame_meta: dict = {}
-        self.speaker_fusion = (SpeakerFusion(voice.fuser, config.smoothing.margin)
+        self.speaker_fusion = (SpeakerFusion(voice.fuser, config.smoothing.margin,
+                                             config.fusion.alpha)
                                if voice is not None and voice.fuser is not None else None)
         self._heard: HeardVoice | None = None
         self._audio_state = voice.provider.status.state if voice is not None else ""

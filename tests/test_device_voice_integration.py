@@ -116,11 +116,12 @@ def voice_of(label: str, peak: float = 0.6) -> np.ndarray:
 
 
 def run_with_voice(face_model: Path, folder: Path, provider: ScriptedVoice, fuser: Fuser,
-                   schema: dict) -> list[dict]:
+                   schema: dict, settings: tuple[tuple[str, str], ...] = ()) -> list[dict]:
     """The daemon's own pipeline over an image folder, with a stand-in voice provider."""
     config = load_config(None, env={}, overrides=[("face.model", str(face_model), "--model"),
                                                   ("source.uri", str(folder), "--source"),
-                                                  ("mqtt.url", "", "--no-mqtt")])
+                                                  ("mqtt.url", "", "--no-mqtt"),
+                                                  *((key, value, "--set") for key, value in settings)])
     parts = App.build(config).pipeline
     capture = EventCapture()
     pipeline = Pipeline(config, parts.source, parts.detector, parts.tracker, parts.classifier, parts.messages,
@@ -171,20 +172,25 @@ def test_fresh_readings_add_voice_and_voiced_ones_fused(face_model: Path, tmp_pa
         assert set(event["fused"]["probabilities"]) == set(FACE_LABELS)
 
 
-def test_a_change_of_the_fused_emotion_is_a_change_event(face_model: Path, tmp_path: Path,
-                                                         schema: dict) -> None:
-    folder = write_images(tmp_path / "frames", frames(6, guest=None, moving=False))  # the face never changes
+@pytest.mark.parametrize(("alpha", "change_frame"), [("1", 3), ("0.35", 4)])
+def test_a_change_of_the_fused_emotion_is_a_change_event(face_model: Path, tmp_path: Path, schema: dict,
+                                                         alpha: str, change_frame: int) -> None:
+    """The fused emotion averages the speaker's readings (fusion.alpha): keeping only the latest,
+    the first sad reading turns it; averaged, one sad reading after a happy one is a tie that the
+    hysteresis holds, and the second turns it."""
+    folder = write_images(tmp_path / "frames", frames(8, guest=None, moving=False))  # the face never changes
     now = time.time()
-    happy, sad = Reading(now, voice_of("happy", 0.93)), Reading(now + 0.001, voice_of("sad", 0.93))
-    events = run_with_voice(face_model, folder, ScriptedVoice(happy, happy, happy, sad),
-                            Fusion(FusionSection(voice_weight=4.0)), schema)
+    happy = Reading(now, voice_of("happy", 0.93))
+    sad = [Reading(now + 0.001 * i, voice_of("sad", 0.93)) for i in (1, 2, 3)]
+    events = run_with_voice(face_model, folder, ScriptedVoice(happy, happy, happy, *sad),
+                            Fusion(FusionSection(voice_weight=4.0)), schema, (("fusion.alpha", alpha),))
     assert [e["type"] for e in events] == ["appear", "change", "end"]
     appear, change, end = events
     assert appear["fused"]["emotion"] == "happy" and "previous_emotion" not in appear["fused"]
     assert change["fused"] == {**change["fused"], "emotion": "sad", "previous_emotion": "happy"}
     assert "previous_emotion" not in change and change["emotion"] == appear["emotion"]  # same face
     assert end["fused"]["emotion"] == "sad" and "previous_emotion" not in end["fused"]
-    assert change["frame"]["index"] == 3  # the frame the new reading arrived, not later
+    assert change["frame"]["index"] == change_frame  # the frame the deciding reading arrived, not later
 
 
 def test_audio_file_flag_turns_on_the_file_source() -> None:
