@@ -168,7 +168,8 @@ class App:
             # microphone opened this time: a device's entities should not come and go.
             discovery = announcement(config.home_assistant, config.device_id, config.topic_prefix,
                                      __version__, FACE_LABELS, VOICE_LABELS if config.audio.enabled else None,
-                                     config.events.heartbeat_s)
+                                     config.events.heartbeat_s,
+                                     config.audio.enabled and config.fusion.method != "none")
             sinks.append(MqttPublisher(config.mqtt, config.topic_prefix, config.password,
                                        messages.status("online", __version__, audio),
                                        messages.status("offline", __version__), messages.state([]),

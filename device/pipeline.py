@@ -32,6 +32,7 @@ from device.events.emotion_events import (
     audio_field,
     due_event,
     fused_field,
+    speaker_field,
     voice_field,
 )
 from device.events.emotion_smoother import TrackEmotion
@@ -101,6 +102,7 @@ class Pipeline:
                                              config.fusion.alpha)
                                if voice is not None and voice.fuser is not None else None)
         self._heard: HeardVoice | None = None
+        self._stated_speaker: tuple[int, str] | None = None  # (track, fused emotion) in the last state
         self._audio_state = voice.provider.status.state if voice is not None else ""
 
     def run(self) -> dict:
@@ -199,14 +201,29 @@ class Pipeline:
         return events
 
     def _deliver(self, events: list[dict]) -> None:
-        if not events:
+        """Events, then the state they leave; the state also goes out alone when the speaker (or
+        their fused emotion) changed without an event: someone stopped talking, or began."""
+        speaker = self._speaker()
+        heard = None if speaker is None else (speaker["track_id"], speaker["emotion"])
+        if not events and heard == self._stated_speaker:
             return
         for event in events:
             self.event_counts[event["type"]] += 1
             log.debug("event %d: track %d %s, %s %.2f", event["seq"], event["track_id"], event["type"],
                       event["emotion"], event["confidence"])
             self._to_every_sink("publish_event", event)
-        self._to_every_sink("publish_state", self.messages.state(self._snapshots()))
+        self._to_every_sink("publish_state", self.messages.state(self._snapshots(), speaker))
+        self._stated_speaker = heard
+
+    def _speaker(self) -> dict | None:
+        """`state.speaker`: the track the voice is fused with now, while it is in view and announced."""
+        fusion = self.speaker_fusion
+        if fusion is None or fusion.track_id is None:
+            return None
+        report = self.reports.get(fusion.track_id)
+        if report is None or not report.announced:
+            return None
+        return speaker_field(self.messages.labels, fusion.track_id, fusion.emotion, fusion.method)
 
     def _send_stats(self) -> None:
         stats = self.stats_message()

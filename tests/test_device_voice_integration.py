@@ -87,16 +87,17 @@ class ScriptedVoice:
 
 
 class EventCapture:
-    """A sink that keeps the events in memory."""
+    """A sink that keeps the events and states in memory, with the number of events before each state."""
 
     def __init__(self) -> None:
         self.events: list[dict] = []
+        self.states: list[tuple[int, dict]] = []
 
     def publish_event(self, event: dict) -> None:
         self.events.append(event)
 
     def publish_state(self, state: dict) -> None:
-        """Not needed here."""
+        self.states.append((len(self.events), state))
 
     def publish_stats(self, stats: dict) -> None:
         """Not needed here."""
@@ -116,8 +117,9 @@ def voice_of(label: str, peak: float = 0.6) -> np.ndarray:
 
 
 def run_with_voice(face_model: Path, folder: Path, provider: ScriptedVoice, fuser: Fuser,
-                   schema: dict, settings: tuple[tuple[str, str], ...] = ()) -> list[dict]:
-    """The daemon's own pipeline over an image folder, with a stand-in voice provider."""
+                   schema: dict, settings: tuple[tuple[str, str], ...] = ()) -> EventCapture:
+    """The daemon's own pipeline over an image folder, with a stand-in voice provider; every message
+    it sent is checked against the schema."""
     config = load_config(None, env={}, overrides=[("face.model", str(face_model), "--model"),
                                                   ("source.uri", str(folder), "--source"),
                                                   ("mqtt.url", "", "--no-mqtt"),
@@ -131,9 +133,9 @@ def run_with_voice(face_model: Path, folder: Path, provider: ScriptedVoice, fuse
     finally:
         pipeline.source.close()
     validator = jsonschema.Draft202012Validator(schema)
-    for event in capture.events:
-        validator.validate(event)
-    return capture.events
+    for message in [*capture.events, *(state for _, state in capture.states)]:
+        validator.validate(message)
+    return capture
 
 
 def track(track_id: int, w: int, h: int) -> Track:
@@ -156,7 +158,8 @@ def test_fresh_readings_add_voice_and_voiced_ones_fused(face_model: Path, tmp_pa
                                                         expect_fused: bool) -> None:
     folder = write_images(tmp_path / "frames", frames(3, guest=None))
     reading = Reading(time.time() - age_s, voice_of("happy") if voiced else None)
-    events = run_with_voice(face_model, folder, ScriptedVoice(reading), Fusion(FusionSection()), schema)
+    events = run_with_voice(face_model, folder, ScriptedVoice(reading), Fusion(FusionSection()),
+                            schema).events
     assert [e["type"] for e in events] == ["appear", "end"]
     for event in events:
         assert ("voice" in event) is expect_voice and ("fused" in event) is expect_fused
@@ -183,7 +186,8 @@ def test_a_change_of_the_fused_emotion_is_a_change_event(face_model: Path, tmp_p
     happy = Reading(now, voice_of("happy", 0.93))
     sad = [Reading(now + 0.001 * i, voice_of("sad", 0.93)) for i in (1, 2, 3)]
     events = run_with_voice(face_model, folder, ScriptedVoice(happy, happy, happy, *sad),
-                            Fusion(FusionSection(voice_weight=4.0)), schema, (("fusion.alpha", alpha),))
+                            Fusion(FusionSection(voice_weight=4.0)), schema,
+                            (("fusion.alpha", alpha),)).events
     assert [e["type"] for e in events] == ["appear", "change", "end"]
     appear, change, end = events
     assert appear["fused"]["emotion"] == "happy" and "previous_emotion" not in appear["fused"]
@@ -191,6 +195,24 @@ def test_a_change_of_the_fused_emotion_is_a_change_event(face_model: Path, tmp_p
     assert "previous_emotion" not in change and change["emotion"] == appear["emotion"]  # same face
     assert end["fused"]["emotion"] == "sad" and "previous_emotion" not in end["fused"]
     assert change["frame"]["index"] == change_frame  # the frame the deciding reading arrived, not later
+
+
+def test_state_names_the_speaker_while_they_are_heard_and_drops_them_when_they_fall_silent(
+        face_model: Path, tmp_path: Path, schema: dict) -> None:
+    """`state.speaker` follows the fusion: with the first fused reading, and again, without any
+    event, when the voice falls silent, so a retained state never shows a speaker who stopped."""
+    folder = write_images(tmp_path / "frames", frames(8, guest=None, moving=False))
+    now = time.time()
+    happy, silent = Reading(now, voice_of("happy", 0.93)), Reading(now + 0.5, None)
+    capture = run_with_voice(face_model, folder, ScriptedVoice(happy, happy, happy, happy, silent),
+                             Fusion(FusionSection(voice_weight=4.0)), schema)
+    assert [e["type"] for e in capture.events] == ["appear", "end"]
+    speakers = [(before, state.get("speaker")) for before, state in capture.states]
+    appear = capture.events[0]
+    assert speakers[0] == (1, {"track_id": appear["track_id"], "emotion": "happy",
+                               "confidence": appear["fused"]["confidence"], "method": "product"})
+    assert speakers[1] == (1, None)  # silence: a state of its own, between the two events
+    assert speakers[2] == (2, None) and len(speakers) == 3  # after the end; nothing in between repeats
 
 
 def test_audio_file_flag_turns_on_the_file_source() -> None:
@@ -258,6 +280,9 @@ def test_video_with_audio_file_publishes_voice_and_fused_events(
     assert {e["track_id"] for e in fused} == {1}  # the large face speaks, not the small guest
     assert any(e["track_id"] == 2 and e["voice"]["vad"]["voiced"] for e in voiced)
     assert all(e["fused"]["method"] == "product" for e in fused)
+    speakers = [s["speaker"] for s in sub.on("/state") if "speaker" in s]
+    assert speakers and {s["track_id"] for s in speakers} == {1}
+    assert {s["emotion"] for s in speakers} <= {e["fused"]["emotion"] for e in fused}
 
     assert statuses[0]["status"] == "online" and statuses[0]["audio"]["state"] == "running"
     assert talk_audio.name in statuses[0]["audio"]["source"]

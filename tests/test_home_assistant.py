@@ -187,8 +187,9 @@ def sensor_state(component: dict, payload: str) -> str | float | None:
 
 
 def payload(audio: bool = False, device_id: str = "test-pi", heartbeat_s: float = 10.0) -> dict:
+    """Audio on comes with fusion on (the default), hence the speaker's fused emotion."""
     return discovery_payload(HomeAssistantSection(), device_id, f"edge-emotion/{device_id}/", "0.1.0",
-                             FACE_LABELS, VOICE_LABELS if audio else None, heartbeat_s)
+                             FACE_LABELS, VOICE_LABELS if audio else None, heartbeat_s, fused=audio)
 
 
 def messages() -> MessageFactory:
@@ -222,7 +223,7 @@ def test_payload_follows_the_device_discovery_rules(audio: bool) -> None:
     assert p["dev"]["name"] == "test-pi" and p["dev"]["manufacturer"] == p["dev"]["model"] == "edge-emotion"
     assert p["o"]["name"] == "edge-emotion" and p["o"]["sw_version"] == "0.1.0"
     keys = {"emotion", "confidence", "valence", "arousal", "faces", "fps", "cpu_temperature"}
-    assert set(p["cmps"]) == (keys | {"voice_emotion"} if audio else keys)
+    assert set(p["cmps"]) == (keys | {"voice_emotion", "speaker_emotion"} if audio else keys)
     assert {c["unique_id"] for c in p["cmps"].values()} == {f"edge_emotion_test-pi_{k}" for k in p["cmps"]}
     assert p["availability"] == [{"topic": PREFIX + "status", "value_template": "{{ value_json.status }}",
                                   "payload_available": "online", "payload_not_available": "offline"}]
@@ -236,6 +237,9 @@ def test_payload_follows_the_device_discovery_rules(audio: bool) -> None:
     if audio:
         assert p["cmps"]["voice_emotion"]["options"] == list(VOICE_LABELS)
         assert p["cmps"]["voice_emotion"]["expire_after"] == 21  # two heartbeats and a second
+        speaker = p["cmps"]["speaker_emotion"]
+        assert speaker["options"] == list(FACE_LABELS) and speaker["state_topic"] == PREFIX + "state"
+        assert "expire_after" not in speaker  # the daemon publishes state when the speaker falls silent
     json.dumps(p)  # plain JSON
 
 
@@ -374,6 +378,19 @@ def test_voice_emotion_comes_from_the_events_voice_object() -> None:
     assert sensor_state(template, json.dumps(no_audio)) is None  # stale or no reading: unknown
     assert sensor_state(template, json.dumps({"voice": {"emotion": "bored"}})) is None
     assert "expire_after" not in payload(audio=True, heartbeat_s=0)["cmps"]["voice_emotion"]
+
+
+def test_speaker_emotion_comes_from_the_states_speaker_object() -> None:
+    template = payload(audio=True)["cmps"]["speaker_emotion"]
+    factory = messages()
+    for label in FACE_LABELS:
+        fused = factory.state([track(1, "happy", 0.7)],
+                              {"track_id": 1, "emotion": label, "confidence": 0.6, "method": "product"})
+        assert sensor_state(template, json.dumps(fused)) == label
+    assert sensor_state(template, state_text(track(1, "happy", 0.7))) is None  # nobody heard: unknown
+    assert sensor_state(template, state_text()) is None
+    assert sensor_state(template, json.dumps({"speaker": {"emotion": "bored"}})) is None
+    assert sensor_state(template, json.dumps({"speaker": "happy"})) is None
 
 
 def test_stats_sensors() -> None:

@@ -5,8 +5,8 @@ a consumer can tell a restart from a gap) and an ISO-8601 UTC time. Events also 
 sequence number: a consumer that sees 41 then 43 knows it missed one. `device/events/event_schema.json`
 is the contract; the tests validate every message against it.
 
-Schema version 2 only adds optional objects (`voice` and `fused` on events, `audio` on status and
-stats), so a consumer written for version 1 reads version 2 messages unchanged.
+Schema version 2 only adds optional objects (`voice` and `fused` on events, `speaker` on state,
+`audio` on status and stats), so a consumer written for version 1 reads version 2 messages unchanged.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ def fused_field(labels: tuple[str, ...], emotion: TrackEmotion, method: str, pre
     if previous is not None:
         field["previous_emotion"] = labels[previous]
     return field
+
+
+def speaker_field(labels: tuple[str, ...], track_id: int, emotion: TrackEmotion, method: str) -> dict:
+    """`state.speaker`: whose face the voice is fused with now, and their fused emotion."""
+    return {"track_id": track_id, "emotion": labels[emotion.dominant],
+            "confidence": round(emotion.confidence, 4), "method": method}
 
 
 def audio_field(status: ProviderStatus, stats: dict | None = None) -> dict:
@@ -116,11 +122,13 @@ class MessageFactory:
                 "probabilities": face["probabilities"], "valence": round(track.valence, 4),
                 "arousal": round(track.arousal, 4), "model": self.model.as_dict(), **(extras or {})}
 
-    def state(self, tracks: list[TrackSnapshot]) -> dict:
-        return {**self._header("state"), "faces": len(tracks), "seq": self.seq,
-                "tracks": [{"track_id": t.track_id, "emotion": t.emotion,
-                            "confidence": round(t.confidence, 4), "valence": round(t.valence, 4),
-                            "arousal": round(t.arousal, 4), "box": t.box.as_dict()} for t in tracks]}
+    def state(self, tracks: list[TrackSnapshot], speaker: dict | None = None) -> dict:
+        """`speaker` (a `speaker_field`) while someone is heard and fused with a face, else absent."""
+        message = {**self._header("state"), "faces": len(tracks), "seq": self.seq,
+                   "tracks": [{"track_id": t.track_id, "emotion": t.emotion,
+                               "confidence": round(t.confidence, 4), "valence": round(t.valence, 4),
+                               "arousal": round(t.arousal, 4), "box": t.box.as_dict()} for t in tracks]}
+        return {**message, "speaker": speaker} if speaker is not None else message
 
     def status(self, status: str, version: str, audio: dict | None = None) -> dict:
         """`audio` (when audio is enabled) says whether the daemon is listening or why not."""

@@ -11,6 +11,9 @@ own retained topics through value templates, so nothing is published twice:
   confident one), and the number of faces;
 - `events` (audio on only): the voice emotion of the latest event's `voice` object; `state` does not
   carry the voice, and events come only while a face is tracked, so it expires after two heartbeats;
+- `state` again (audio and fusion on): the speaker's fused emotion, `state.speaker`, which the
+  daemon keeps current (it publishes `state` when someone starts or stops being heard), so it is
+  unknown while nobody speaks and needs no expiry;
 - `stats`: frame rate and CPU temperature (diagnostic).
 
 Availability is the daemon's `status` topic (JSON, hence the value template). An enum sensor accepts
@@ -78,16 +81,25 @@ def _one_of(labels: Sequence[str], name: str) -> str:
     return f"{{{{ {name} if {name} in {options} else none }}}}"
 
 
+def _emotion_of(field: str, labels: Sequence[str]) -> str:
+    """The `emotion` of the message's `field` object when it is one of `labels`, else none (absent
+    object, no emotion in it, or a label the sensor does not know)."""
+    return (f"{{%- set obj = value_json.{field} if value_json is mapping and '{field}' in value_json "
+            "else {} -%}{%- set label = obj.emotion if obj is mapping and 'emotion' in obj else none -%}"
+            + _one_of(labels, "label"))
+
+
 def _of_best(expression: str) -> str:
     return _BEST_TRACK + f"{{{{ ({expression}) if best else none }}}}"
 
 
 def discovery_payload(section: HomeAssistantSection, device_id: str, topic_prefix: str, version: str,
                       face_labels: Sequence[str], voice_labels: Sequence[str] | None = None,
-                      heartbeat_s: float = 10.0) -> dict:
+                      heartbeat_s: float = 10.0, fused: bool = False) -> dict:
     """The device discovery message. `topic_prefix` is the daemon's own (device id filled in);
     `voice_labels` None leaves the voice sensor out (audio off); `heartbeat_s` is events.heartbeat_s
-    (0: events only on change, so the voice reading never expires)."""
+    (0: events only on change, so the voice reading never expires); `fused` adds the speaker's
+    fused emotion (audio on and fusion not "none")."""
     safe = object_id(device_id)
 
     def uid(key: str) -> str:
@@ -131,13 +143,18 @@ def discovery_payload(section: HomeAssistantSection, device_id: str, topic_prefi
             "p": "sensor", "unique_id": uid("voice_emotion"), "name": "Voice emotion",
             "icon": "mdi:account-voice", "state_topic": topic_prefix + "events", "device_class": "enum",
             "options": list(voice_labels),
-            "value_template": ("{%- set voice = value_json.voice if value_json is mapping and 'voice' in "
-                               "value_json else {} -%}{%- set label = voice.emotion if voice is mapping "
-                               "and 'emotion' in voice else none -%}" + _one_of(voice_labels, "label")),
+            "value_template": _emotion_of("voice", voice_labels),
         }
         if heartbeat_s > 0:
             voice["expire_after"] = math.ceil(2 * heartbeat_s) + 1
         components["voice_emotion"] = voice
+    if fused:
+        components["speaker_emotion"] = {
+            "p": "sensor", "unique_id": uid("speaker_emotion"), "name": "Speaker emotion (face and voice)",
+            "icon": "mdi:account-voice", "state_topic": state, "device_class": "enum",
+            "options": list(face_labels),
+            "value_template": _emotion_of("speaker", face_labels),
+        }
     components["fps"] = {
         "p": "sensor", "unique_id": uid("fps"), "name": "Frame rate", "icon": "mdi:speedometer",
         "state_topic": stats, "unit_of_measurement": "fps", "state_class": "measurement",
@@ -164,12 +181,12 @@ def discovery_payload(section: HomeAssistantSection, device_id: str, topic_prefi
 
 def announcement(section: HomeAssistantSection, device_id: str, topic_prefix: str, version: str,
                  face_labels: Sequence[str], voice_labels: Sequence[str] | None = None,
-                 heartbeat_s: float = 10.0) -> Announcement:
+                 heartbeat_s: float = 10.0, fused: bool = False) -> Announcement:
     """The discovery message ready to send, or with discovery off the empty one that removes it."""
     topic = config_topic(section, device_id)
     if not section.discovery:
         return Announcement(topic, "", None)
     payload = discovery_payload(section, device_id, topic_prefix, version, face_labels, voice_labels,
-                                heartbeat_s)
+                                heartbeat_s, fused)
     return Announcement(topic, json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
                         f"{section.prefix}/status")
