@@ -190,12 +190,13 @@ e2e-large: install
 e2e-voice: install
 	$(PY) -m benchmarks.e2e_voice --shared $(SHARED)
 
-# The speaker's fused emotion over utterances: the device's speaker fusion replayed over make e2e-voice's
-# stream and windows (built and cached when missing), each clip paired with a PublicTest face of its class; per fusion.alpha, right
-# at every reading and at each clip's end, and changes per voiced minute (docs/voice.md).
-.PHONY: e2e-fusion
-e2e-fusion: install
-	$(PY) -m benchmarks.e2e.fusion_stream --shared $(SHARED) \
+# What the voice and the fused emotion say over utterances: the device's utterance average and speaker
+# fusion replayed over make e2e-voice's stream and windows (built and cached when missing), each clip
+# paired with a PublicTest face of its class; per audio.utterance_alpha, right at every reading and at
+# each clip's end, and changes per voiced minute (docs/voice.md, "Utterances").
+.PHONY: e2e-utterance
+e2e-utterance: install
+	$(PY) -m benchmarks.e2e.utterance_stream --shared $(SHARED) \
 	  --conditions clean,babble_20_dB,broadband_20_dB,babble_10_dB,broadband_10_dB
 
 # The dashboard under a fleet's load: mosquitto on loopback, 50 simulated devices x 10 events/s for 60 s.

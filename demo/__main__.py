@@ -45,7 +45,9 @@ def describe(topic: str, message: dict) -> str:
                 f"box {tuple(message['box'].values())}{describe_voice(message)}")
     if kind == "state":
         faces = ", ".join(f"track {t['track_id']} {t['emotion']}" for t in message["tracks"]) or "nobody"
-        return f"state     {message['faces']} face(s): {faces}"
+        speaker = message.get("speaker")
+        heard = f"; speaker track {speaker['track_id']} {speaker['emotion']}" if speaker else ""
+        return f"state     {message['faces']} face(s): {faces}{heard}"
     if kind == "status":
         return f"status    {message['status']}"
     stages = ", ".join(f"{k} {v:.2f}" for k, v in message["stage_ms"].items())
@@ -61,6 +63,8 @@ def describe_voice(event: dict) -> str:
     if voice is None:
         return ""
     text = f"; voice {voice['emotion']} {voice['confidence']:.2f}" if "emotion" in voice else "; voice silent"
+    if "utterance" in voice:
+        text += f" (utterance {voice['utterance']['emotion']} {voice['utterance']['confidence']:.2f})"
     if fused is not None:
         was = f" (was {fused['previous_emotion']})" if "previous_emotion" in fused else ""
         text += f", fused {fused['emotion']} {fused['confidence']:.2f}{was}"

@@ -141,6 +141,9 @@ class AudioSection:
     vad_quiet_threshold_db: float = -60.0
     vad_room_margin_db: float = 20.0
     vad_margin_db: float = 6.0  # active frames rise this far above the window's floor (steady noise: < 3 dB)
+    # An utterance's voice and fused emotions average its readings (a plain mean over the first
+    # 1/alpha, then this EMA), so one window's guess does not flip them: docs/voice.md, "Utterances".
+    utterance_alpha: float = 0.35
     model: str = "models/voice_cnn_int8.tflite"
 
 
@@ -150,9 +153,6 @@ class FusionSection:
     face_weight: float = 1.0
     voice_weight: float = 1.0
     stale_after_s: float = 2.0
-    # The speaker's fused emotion averages their readings (a plain mean over the first 1/alpha, then
-    # this EMA), so one window's guess does not flip it: docs/voice.md, "Fusion over an utterance".
-    alpha: float = 0.35
     bel_model: str = "models/fusion_bel.json"
 
 
@@ -344,10 +344,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "audio.vad_margin_db": (1, 40),
     "audio.vad_quiet_threshold_db": (-120, 0),
     "audio.vad_room_margin_db": (0, 60),
+    "audio.utterance_alpha": (0.01, 1.0),
     "fusion.face_weight": (0, 10),
     "fusion.voice_weight": (0, 10),
     "fusion.stale_after_s": (0.1, 60),
-    "fusion.alpha": (0.01, 1.0),
     "gate.threshold": (0.01, 0.99),
 }
 # Characters that would change what a topic means (wildcards, levels) or that brokers refuse.

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from device.audio.voice_provider import VoiceInput, VoiceReading
+from device.audio.voice_utterance import VoiceUtterance
 from device.config import Config
 from device.errors import PipeClosedError, SinkError
 from device.events.affect_circumplex import circumplex_points, valence_arousal
@@ -99,9 +100,10 @@ class Pipeline:
         self._points = circumplex_points(messages.labels)
         self._frame_meta: dict = {}
         self.speaker_fusion = (SpeakerFusion(voice.fuser, config.smoothing.margin,
-                                             config.fusion.alpha)
+                                             config.audio.utterance_alpha)
                                if voice is not None and voice.fuser is not None else None)
         self._heard: HeardVoice | None = None
+        self.utterance = VoiceUtterance(config.audio.utterance_alpha, config.smoothing.margin)
         self._stated_speaker: tuple[int, str] | None = None  # (track, fused emotion) in the last state
         self._audio_state = voice.provider.status.state if voice is not None else ""
 
@@ -298,7 +300,7 @@ class Pipeline:
         """Pick up the latest voice reading for this frame; return the track to fuse it with.
 
         A reading older than fusion.stale_after_s is dropped (the face stands alone); without a
-        voiced reading there is no speaker and the fused state is forgotten.
+        voiced reading the utterance is over, there is no speaker and the fused state is forgotten.
         """
         self._heard = None
         if self.voice is None:
@@ -309,6 +311,10 @@ class Pipeline:
             age = max(0.0, now - reading.timestamp)
             if age <= self.config.fusion.stale_after_s:
                 self._heard = HeardVoice(reading, age)
+        if self._heard is not None and self._heard.voiced:
+            self.utterance.hear(self._heard.reading)
+        else:
+            self.utterance.clear()
         if self.speaker_fusion is None:
             return None
         speaker = likely_speaker(self.tracker.tracks) if self._heard and self._heard.voiced else None
@@ -326,7 +332,7 @@ class Pipeline:
         heard = self._heard
         if heard is None:
             return {}
-        fields = {"voice": voice_field(self.voice.labels, heard.reading, heard.age_s)}
+        fields = {"voice": voice_field(self.voice.labels, heard.reading, heard.age_s, self.utterance)}
         fusion = self.speaker_fusion
         if fusion is not None and fusion.track_id == track_id:
             fields["fused"] = fused_field(self.messages.labels, fusion.emotion, fusion.method, fused_previous)

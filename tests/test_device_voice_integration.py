@@ -167,6 +167,8 @@ def test_fresh_readings_add_voice_and_voiced_ones_fused(face_model: Path, tmp_pa
         voice = events[0]["voice"]
         assert voice["vad"]["voiced"] is voiced and 0.05 <= voice["age_s"] < 2.0
         assert ("emotion" in voice) is voiced
+        assert voice.get("utterance") == ({"emotion": "happy", "confidence": 0.6, "readings": 1}
+                                          if voiced else None)  # one reading, seen on every frame
     if expect_fused:
         event = events[0]
         assert event["voice"]["emotion"] == "happy" and event["voice"]["confidence"] == 0.6
@@ -178,7 +180,7 @@ def test_fresh_readings_add_voice_and_voiced_ones_fused(face_model: Path, tmp_pa
 @pytest.mark.parametrize(("alpha", "change_frame"), [("1", 3), ("0.35", 4)])
 def test_a_change_of_the_fused_emotion_is_a_change_event(face_model: Path, tmp_path: Path, schema: dict,
                                                          alpha: str, change_frame: int) -> None:
-    """The fused emotion averages the speaker's readings (fusion.alpha): keeping only the latest,
+    """The fused emotion averages the speaker's readings (audio.utterance_alpha): keeping only the latest,
     the first sad reading turns it; averaged, one sad reading after a happy one is a tie that the
     hysteresis holds, and the second turns it."""
     folder = write_images(tmp_path / "frames", frames(8, guest=None, moving=False))  # the face never changes
@@ -187,7 +189,7 @@ def test_a_change_of_the_fused_emotion_is_a_change_event(face_model: Path, tmp_p
     sad = [Reading(now + 0.001 * i, voice_of("sad", 0.93)) for i in (1, 2, 3)]
     events = run_with_voice(face_model, folder, ScriptedVoice(happy, happy, happy, *sad),
                             Fusion(FusionSection(voice_weight=4.0)), schema,
-                            (("fusion.alpha", alpha),)).events
+                            (("audio.utterance_alpha", alpha),)).events
     assert [e["type"] for e in events] == ["appear", "change", "end"]
     appear, change, end = events
     assert appear["fused"]["emotion"] == "happy" and "previous_emotion" not in appear["fused"]

@@ -33,6 +33,7 @@ import pytest
 
 from device.audio.vad import VadDecision
 from device.audio.voice_listener import VoiceReading
+from device.audio.voice_utterance import VoiceUtterance
 from device.config import ConfigError, HomeAssistantSection, load_config
 from device.events.emotion_events import MessageFactory, TrackSnapshot, voice_field
 from device.runtime.labels import FACE_LABELS
@@ -360,15 +361,19 @@ def test_every_state_the_emotion_template_can_produce_is_an_option() -> None:
         assert sensor_state(template, state_text(track(1, label, 0.9))) == label
 
 
-def test_voice_emotion_comes_from_the_events_voice_object() -> None:
+def test_voice_emotion_is_the_utterance_in_the_events_voice_object() -> None:
     template = payload(audio=True)["cmps"]["voice_emotion"]
     factory = messages()
     frame = {"index": 3, "media_time_s": 0.2, "width": 640, "height": 480}
     for i, label in enumerate(VOICE_LABELS):
         probabilities = np.full(8, 0.05) + np.eye(8)[i] * 0.6
-        voiced = VoiceReading(0.0, VadDecision(True, 0.6, -18.0, -60.0), probabilities)
+        utterance = VoiceUtterance(0.35, 0.1)
+        utterance.hear(VoiceReading(0.0, VadDecision(True, 0.6, -18.0, -60.0), probabilities))
+        latest = VoiceReading(0.5, VadDecision(True, 0.6, -18.0, -60.0), np.roll(probabilities, 1))
+        utterance.hear(latest)  # a second window that says otherwise: a tie, the utterance holds
         event = factory.event("heartbeat", track(1, "happy", 0.7), frame,
-                              {"voice": voice_field(VOICE_LABELS, voiced, 0.3)})
+                              {"voice": voice_field(VOICE_LABELS, latest, 0.3, utterance)})
+        assert event["voice"]["emotion"] != label
         assert sensor_state(template, json.dumps(event)) == label
     silent = VoiceReading(0.0, VadDecision(False, 0.0, -70.0, -72.0))
     unvoiced = factory.event("heartbeat", track(1, "happy", 0.7), frame,
@@ -376,7 +381,9 @@ def test_voice_emotion_comes_from_the_events_voice_object() -> None:
     assert sensor_state(template, json.dumps(unvoiced)) is None  # no voice in the window: unknown
     no_audio = factory.event("appear", track(1, "happy", 0.7), frame)
     assert sensor_state(template, json.dumps(no_audio)) is None  # stale or no reading: unknown
-    assert sensor_state(template, json.dumps({"voice": {"emotion": "bored"}})) is None
+    assert sensor_state(template, json.dumps({"voice": {"utterance": {"emotion": "bored"}}})) is None
+    assert sensor_state(template, json.dumps({"voice": {"emotion": "sad"}})) is None  # a window alone
+    assert sensor_state(template, json.dumps({"voice": {"utterance": "sad"}})) is None
     assert "expire_after" not in payload(audio=True, heartbeat_s=0)["cmps"]["voice_emotion"]
 
 

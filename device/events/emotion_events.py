@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from device.audio.voice_provider import ProviderStatus, VoiceReading
+from device.audio.voice_utterance import VoiceUtterance
 from device.events.emotion_smoother import TrackEmotion
 from device.runtime.model_card_check import ModelIdentity
 from device.vision.box_geometry import Box
@@ -40,14 +41,20 @@ def rounded_probabilities(labels: tuple[str, ...], probabilities: np.ndarray) ->
     return {label: round(float(p), 4) for label, p in zip(labels, probabilities, strict=True)}
 
 
-def voice_field(labels: tuple[str, ...], reading: VoiceReading, age_s: float) -> dict:
-    """An event's `voice` object: the VAD verdict always, the emotion only for a voiced window."""
+def voice_field(labels: tuple[str, ...], reading: VoiceReading, age_s: float,
+                utterance: VoiceUtterance | None = None) -> dict:
+    """An event's `voice` object: the VAD verdict always; for a voiced window its emotion and, when
+    given, the `utterance` it belongs to (the average of its readings so far)."""
     vad = reading.vad
     field = {"vad": {"voiced": bool(vad.voiced), "active_fraction": round(float(vad.active_fraction), 3),
                      "level_db": round(float(vad.level_db), 1)},
              "age_s": round(age_s, 3)}
     if reading.probabilities is not None:
         field.update(distribution(labels, reading.probabilities))
+        if utterance is not None and utterance.readings:
+            said = utterance.emotion
+            field["utterance"] = {"emotion": labels[said.dominant], "confidence": round(said.confidence, 4),
+                                  "readings": utterance.readings}
     return field
 
 

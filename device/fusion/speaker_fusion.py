@@ -5,12 +5,12 @@ face, else the largest box (the person nearest the device, who is most likely th
 It is re-fused only when a new voice reading arrives (every audio hop, 0.5 s by default) or the
 speaker changes, so a fused `change` event can come at most once per hop, never once per frame.
 
-Each reading's fusion is averaged over the speaker's utterance (`fusion.alpha`) before the face's
-hysteresis picks the emotion: one 2 s window hears part of a sentence, often its trailing silence,
-and the product rule turns the small probabilities of two confident, disagreeing modalities into a
-coin toss, so the latest reading alone flipped the fused emotion about 18 times per voiced minute
-and was right less often at the end of an utterance than the average (docs/voice.md, "Fusion over
-an utterance").
+Each reading's fusion is averaged over the speaker's utterance (`audio.utterance_alpha`, as the
+voice's own utterance emotion) before the face's hysteresis picks the emotion: one 2 s window hears
+part of a sentence, often its trailing silence, and the product rule turns the small probabilities
+of two confident, disagreeing modalities into a coin toss, so the latest reading alone flipped the
+fused emotion about 18 times per voiced minute and was right less often at the end of an utterance
+than the average (docs/voice.md, "Utterances").
 """
 
 from __future__ import annotations

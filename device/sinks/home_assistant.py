@@ -9,8 +9,10 @@ own retained topics through value templates, so nothing is published twice:
 - `state`: dominant emotion (an enum sensor over the face labels), its confidence, valence and
   arousal, all of the most confident track (a person with several faces in view gets the most
   confident one), and the number of faces;
-- `events` (audio on only): the voice emotion of the latest event's `voice` object; `state` does not
-  carry the voice, and events come only while a face is tracked, so it expires after two heartbeats;
+- `events` (audio on only): the voice emotion of the utterance heard now (`voice.utterance` of the
+  latest event: the average of its readings, not the last 2 s window alone, which flips about 30
+  times per voiced minute); `state` does not carry the voice, and events come only while a face is
+  tracked, so it expires after two heartbeats;
 - `state` again (audio and fusion on): the speaker's fused emotion, `state.speaker`, which the
   daemon keeps current (it publishes `state` when someone starts or stops being heard), so it is
   unknown while nobody speaks and needs no expiry;
@@ -81,11 +83,14 @@ def _one_of(labels: Sequence[str], name: str) -> str:
     return f"{{{{ {name} if {name} in {options} else none }}}}"
 
 
-def _emotion_of(field: str, labels: Sequence[str]) -> str:
-    """The `emotion` of the message's `field` object when it is one of `labels`, else none (absent
-    object, no emotion in it, or a label the sensor does not know)."""
-    return (f"{{%- set obj = value_json.{field} if value_json is mapping and '{field}' in value_json "
-            "else {} -%}{%- set label = obj.emotion if obj is mapping and 'emotion' in obj else none -%}"
+def _emotion_of(path: Sequence[str], labels: Sequence[str]) -> str:
+    """The `emotion` of the message's object at `path` (keys, outermost first) when it is one of
+    `labels`, else none (an object missing on the way, no emotion in it, or a label the sensor does
+    not know)."""
+    steps = "".join(f"{{%- set obj = obj[{key!r}] if obj is mapping and {key!r} in obj else {{}} -%}}"
+                    for key in path)
+    return ("{%- set obj = value_json -%}" + steps
+            + "{%- set label = obj.emotion if obj is mapping and 'emotion' in obj else none -%}"
             + _one_of(labels, "label"))
 
 
@@ -143,7 +148,7 @@ def discovery_payload(section: HomeAssistantSection, device_id: str, topic_prefi
             "p": "sensor", "unique_id": uid("voice_emotion"), "name": "Voice emotion",
             "icon": "mdi:account-voice", "state_topic": topic_prefix + "events", "device_class": "enum",
             "options": list(voice_labels),
-            "value_template": _emotion_of("voice", voice_labels),
+            "value_template": _emotion_of(("voice", "utterance"), voice_labels),
         }
         if heartbeat_s > 0:
             voice["expire_after"] = math.ceil(2 * heartbeat_s) + 1
@@ -153,7 +158,7 @@ def discovery_payload(section: HomeAssistantSection, device_id: str, topic_prefi
             "p": "sensor", "unique_id": uid("speaker_emotion"), "name": "Speaker emotion (face and voice)",
             "icon": "mdi:account-voice", "state_topic": state, "device_class": "enum",
             "options": list(face_labels),
-            "value_template": _emotion_of("speaker", face_labels),
+            "value_template": _emotion_of(("speaker",), face_labels),
         }
     components["fps"] = {
         "p": "sensor", "unique_id": uid("fps"), "name": "Frame rate", "icon": "mdi:speedometer",
