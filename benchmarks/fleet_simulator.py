@@ -181,7 +181,8 @@ class SimulatedDevice:
         rest = (1.0 - confidence) / (len(VOICE_LABELS) - 1)
         return {"vad": {"voiced": True, "active_fraction": 0.7, "level_db": -23.5}, "age_s": 0.3,
                 "emotion": label, "confidence": confidence,
-                "probabilities": {v: confidence if v == label else round(rest, 4) for v in VOICE_LABELS}}
+                "probabilities": {v: confidence if v == label else round(rest, 4) for v in VOICE_LABELS},
+                "utterance": {"emotion": label, "confidence": confidence, "readings": 1}}
 
     def publish_next(self) -> None:
         self.publish_event(self.next_event())

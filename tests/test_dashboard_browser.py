@@ -21,6 +21,7 @@ import pytest
 
 from dashboard.device_messages import FACE_LABELS
 from demo.local_dashboard import ROOT
+from device.runtime.voice_labels import VOICE_LABELS
 from tests.dashboard_fixtures import backfill, browser, dashboards, device, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -28,9 +29,9 @@ pytestmark = pytest.mark.integration
 SCREENSHOT_ENV = "EDGE_EMOTION_DASHBOARD_SCREENSHOT"
 
 
-def leaning(emotion: str, p: float = 0.76) -> dict[str, float]:
-    rest = (1.0 - p) / (len(FACE_LABELS) - 1)
-    return {label: (p if label == emotion else rest) for label in FACE_LABELS}
+def leaning(emotion: str, p: float = 0.76, labels: tuple[str, ...] = FACE_LABELS) -> dict[str, float]:
+    rest = (1.0 - p) / (len(labels) - 1)
+    return {label: (p if label == emotion else rest) for label in labels}
 
 
 def card(device_id: str) -> str:
@@ -74,6 +75,12 @@ def test_live_events_offline_and_restart(mosquitto, browser, dashboards, tmp_pat
                                        "els => els.map(s => [s.dataset.label, parseFloat(s.style.width)])")
     expected = {label: 100 * p for label, p in leaning("surprise").items()}
     assert dict(widths) == pytest.approx(expected, abs=0.01)
+    heard = {"vad": {"voiced": True, "active_fraction": 0.6, "level_db": -21.0}, "age_s": 0.2,
+             "emotion": "sad", "confidence": 0.55, "probabilities": leaning("sad", 0.55, VOICE_LABELS),
+             "utterance": {"emotion": "angry", "confidence": 0.62, "readings": 5}}
+    kitchen.publish_event(kitchen.make_event(1, "heartbeat", leaning("surprise"), heard))
+    seconds_until_text(page, f'{card("kitchen-pi")} .voice b', "angry")  # the utterance leads
+    assert "over 5 windows · this window sad 55%" in page.text_content(f'{card("kitchen-pi")} .voice')
 
     kitchen.publish_status("offline")  # retained, as the daemon's goodbye or its will
     offline_s = seconds_until_text(page, f'{card("kitchen-pi")} .status', "offline")
@@ -85,7 +92,7 @@ def test_live_events_offline_and_restart(mosquitto, browser, dashboards, tmp_pat
     assert dashboard.stop() == 0
     db = workdir / "history.sqlite3"
     before = stored_events(db)
-    assert before == 3
+    assert before == 4
     # While the dashboard is down the device comes back (a new boot) and reports a face: the broker
     # keeps it for the dashboard's persistent session.
     kitchen.close(say_offline=False)

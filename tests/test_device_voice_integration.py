@@ -278,6 +278,7 @@ def test_video_with_audio_file_publishes_voice_and_fused_events(
     fused = [e for e in events if "fused" in e]
     assert len(voiced) >= 3 and fused
     assert all(e["voice"]["age_s"] <= 2.0 for e in voiced)
+    assert all(e["voice"]["utterance"]["readings"] >= 1 for e in voiced)
     assert all(e["frame"]["media_time_s"] >= 1.5 for e in voiced)  # the first 2 s window ends at 2 s
     assert {e["track_id"] for e in fused} == {1}  # the large face speaks, not the small guest
     assert any(e["track_id"] == 2 and e["voice"]["vad"]["voiced"] for e in voiced)

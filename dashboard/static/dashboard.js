@@ -233,7 +233,11 @@ function drawVoice(box, d) {
   if (!v) { box.replaceChildren(el("span", "none", "no voice reading (audio off or not yet heard)")); return; }
   const level = v.vad && typeof v.vad.level_db === "number" ? `${v.vad.level_db.toFixed(0)} dB` : "";
   const age = ago(d.voice_at);
-  if (v.emotion) {
+  const u = v.utterance;
+  if (v.emotion && u && u.emotion) {  // what the utterance says so far; the 2 s window beside it
+    box.replaceChildren(el("b", "", u.emotion), document.createTextNode(
+      ` ${pct(u.confidence)} over ${u.readings} windows · this window ${v.emotion} ${pct(v.confidence)} · speech ${level} · ${age}`));
+  } else if (v.emotion) {
     box.replaceChildren(el("b", "", v.emotion), document.createTextNode(` ${pct(v.confidence)} · speech ${level} · ${age}`));
   } else {
     box.replaceChildren(el("span", "none", `no speech (${level}) · ${age}`));
