@@ -90,6 +90,8 @@ def event_row(message: DeviceMessage) -> tuple | None:
     probabilities = face_probabilities(p.get("probabilities")) or {}
     box = p.get("box") if isinstance(p.get("box"), dict) else {}
     voice = p.get("voice") if isinstance(p.get("voice"), dict) else {}
+    if isinstance(voice.get("utterance"), dict):  # what the voice said so far, not one 2 s window
+        voice = voice["utterance"]
     fused = p.get("fused") if isinstance(p.get("fused"), dict) else {}
     return (message.device, boot_id, seq, message_time(p, message.received_at), message.received_at, kind,
             integer(p.get("track_id")), text(p.get("emotion")), number(p.get("confidence")),

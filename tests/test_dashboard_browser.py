@@ -105,12 +105,13 @@ def test_live_events_offline_and_restart(mosquitto, browser, dashboards, tmp_pat
     seconds_until_text(page, f'{card("kitchen-pi")} .status', "online", timeout_ms=10000)
     page.reload()
     page.wait_for_selector(f'{card("kitchen-pi")} .day rect.bin', timeout=10000)
-    assert "4 events" in page.get_attribute(f'{card("kitchen-pi")} .day svg', "aria-label")
+    assert "5 events" in page.get_attribute(f'{card("kitchen-pi")} .day svg', "aria-label")
     assert page.locator(f'{card("kitchen-pi")} .trace polyline').count() >= 2  # valence and arousal
     history = json.loads(dashboard.get("api/history?device=kitchen-pi"))
-    assert sum(b["n"] for b in history["bins"]) == 4
+    assert sum(b["n"] for b in history["bins"]) == 5
     rows = list(csv.DictReader(io.StringIO(dashboard.get("export.csv?device=kitchen-pi").decode())))
-    assert [r["emotion"] for r in rows] == ["happy", "sad", "surprise", "angry"]
+    assert [r["emotion"] for r in rows] == ["happy", "sad", "surprise", "surprise", "angry"]
+    assert [r["voice_emotion"] for r in rows] == ["", "", "", "angry", ""]  # the utterance, as shown
     page.screenshot(path=str(tmp_path / "dashboard-after-restart.png"), full_page=True)
     assert errors == []
     kitchen.close()
