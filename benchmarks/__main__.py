@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print("== end to end (FER2013 PublicTest clip) ==")
         figures.update(run_e2e(args.shared))
+        from benchmarks.e2e.utterance_stream import held_out_config, run_utterances
+        from benchmarks.e2e.voice_clip import VoiceClipSpec
+
+        print("== utterances (RAVDESS actors 17-20 stream, make e2e-voice's) ==")
+        config = held_out_config([])
+        figures.update(run_utterances(args.shared, Path("runs/e2e_voice"), VoiceClipSpec(), ["clean"],
+                                      [1.0, config.audio.utterance_alpha], 10, config))
     print(json.dumps(figures))
     return 0
 

@@ -93,3 +93,13 @@ def test_tallies_merge_by_adding() -> None:
     assert both.readings == 2 * one.readings and both.fused.changes == 2 * one.fused.changes
     assert both.utterance.last_right == 2 * one.utterance.last_right
     assert both.figures(HOP_S) == {**one.figures(HOP_S), "readings": 20, "clips": 4}
+
+
+def test_without_the_datasets_it_says_so_and_returns_no_figures(tmp_path, capsys) -> None:
+    from benchmarks.e2e.utterance_stream import held_out_config, run_utterances
+    from benchmarks.e2e.voice_clip import VoiceClipSpec
+
+    figures = run_utterances(tmp_path, tmp_path / "out", VoiceClipSpec(), ["clean"], [0.35], 1,
+                             held_out_config([]))
+    assert figures == {} and "utterances skipped" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()

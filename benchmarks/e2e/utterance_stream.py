@@ -38,6 +38,8 @@ from device.audio.log_mel import SAMPLE_RATE, WINDOW_SAMPLES
 from device.audio.vad import VadDecision
 from device.audio.voice_listener import VoiceReading
 from device.audio.voice_utterance import VoiceUtterance
+from device.config import Config, load_config
+from device.errors import ConfigError
 from device.fusion.speaker_fusion import SpeakerFusion
 from device.runtime.voice_labels import VOICE_TO_FACE_INDEX, voice_to_face_probabilities
 
@@ -146,42 +148,21 @@ def paired_faces(face_probs: np.ndarray, face_labels: np.ndarray, clip_labels: l
     return face_probs[rows]
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_utterances(shared: Path, out: Path, spec: VoiceClipSpec, conditions: list[str], alphas: list[float],
+                   pairings: int, config: Config) -> dict:
+    """Print the table; return the figures for the configured alpha ({} when the datasets are absent)."""
     from benchmarks.e2e.run import FER_RELATIVE, publictest_faces
-    from benchmarks.e2e_voice import DEFAULT_MODEL, model_tag, stream_arguments, stream_readings
+    from benchmarks.e2e_voice import model_tag, stream_readings
     from device.audio.audio_sources import read_audio_file, to_int16
     from device.audio.voice_classifier import VoiceClassifier
-    from device.config import load_config
-    from device.errors import ConfigError
     from device.fusion.product_rule import Fusion
     from device.vision.face_classifier import FaceClassifier
 
-    parser = stream_arguments(__doc__.splitlines()[0])
-    parser.add_argument("--conditions", default="clean,babble_10_dB", help="comma-separated stream names")
-    parser.add_argument("--alphas", default="1,0.5,0.35,0.25",
-                        help="audio.utterance_alpha values side by side (1: the latest window alone)")
-    parser.add_argument("--pairings", type=int, default=10, help="random class-matched pairings averaged")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
-    overrides = parse_settings(parser, args.set)
-    if "audio.model" not in dict(overrides):
-        overrides = [*overrides, ("audio.model", DEFAULT_MODEL)]
-    conditions = args.conditions.split(",")
-    known = [slug(name) for name, _, _ in CONDITIONS]
-    if unknown := [c for c in conditions if c not in known]:
-        parser.error(f"unknown stream {', '.join(unknown)}; the streams are {', '.join(known)}")
-    try:
-        alphas = [float(a) for a in args.alphas.split(",")]
-        config = load_config(None, env={}, overrides=[(k, v, "--set") for k, v in overrides])
-    except (ValueError, ConfigError) as exc:
-        parser.error(str(exc))
-    fer, ravdess = args.shared / FER_RELATIVE, args.shared / "ravdess"
+    fer, ravdess = shared / FER_RELATIVE, shared / "ravdess"
     if not fer.is_file() or not ravdess.is_dir():
-        print(f"e2e-utterance skipped: {fer} and {ravdess} are needed (faces and voices to pair)")
-        print(json.dumps({}))
-        return 0
-    spec = VoiceClipSpec(seed=args.seed, actors=args.actors, babble_actors=args.babble_actors)
-    paths, _, timeline_path = generate(ravdess, spec, args.out)
+        print(f"utterances skipped: {fer} and {ravdess} are needed (faces and voices to pair)")
+        return {}
+    paths, _, timeline_path = generate(ravdess, spec, out)
     timeline = json.loads(timeline_path.read_text())
     clips, hop_s, margin = timeline["clips"], config.audio.hop_s, config.smoothing.margin
     clip_labels = [int(VOICE_TO_FACE_INDEX[c["label"]]) for c in clips]
@@ -196,18 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     names = {slug(name): name for name, _, _ in CONDITIONS}
     for condition in conditions:
         samples = to_int16(read_audio_file(paths[names[condition]]))
-        readings = stream_readings(args.out, condition, samples, voice, config.audio,
+        readings = stream_readings(out, condition, samples, voice, config.audio,
                                    model_tag(Path(config.audio.model)))
         windows = voiced_windows(readings, clips, total_windows, hop_s)
         for alpha in alphas:
             tally = Tally()
-            for seed in range(args.pairings):
+            for seed in range(pairings):
                 paired = paired_faces(face_probs, face_labels, clip_labels, np.random.default_rng(seed))
                 tally.merge(replay_stream(windows, clips, paired, VoiceUtterance(alpha, margin),
                                           SpeakerFusion(fuser, margin, alpha), hop_s))
             results[(condition, alpha)] = tally.figures(hop_s)
     print(f"utterances over {len(clips)} clips of actors {spec.actors}: voice {config.audio.model} "
-          f"(8 classes); fused ({config.fusion.method}) with {args.pairings} class-matched pairings of "
+          f"(8 classes); fused ({config.fusion.method}) with {pairings} class-matched pairings of "
           f"PublicTest faces ({config.face.model}, 7 classes); hysteresis margin {margin:g}")
     print("right over all voiced readings / at each clip's last reading, changes per voiced minute")
     print(f"{'stream':16s}{'alpha':>6s}" + "".join(f"{name:>22s}" for name in ANSWERS) + f"{'face':>7s}")
@@ -217,8 +198,43 @@ def main(argv: list[str] | None = None) -> int:
         mark = " (config)" if alpha == config.audio.utterance_alpha else ""
         print(f"{condition:16s}{alpha:6g}{cells}{100 * r['face']:6.1f}%{mark}")
     chosen = {c: r for (c, a), r in results.items() if a == config.audio.utterance_alpha}
-    print(json.dumps({f"e2e_utterance_{c.lower()}_{k}": round(v, 4) for c, r in chosen.items()
-                      for k, v in r.items() if k not in ("readings", "clips")}))
+    return {f"e2e_utterance_{c.lower()}_{k}": round(v, 4) for c, r in chosen.items()
+            for k, v in r.items() if k not in ("readings", "clips")}
+
+
+def held_out_config(overrides: list[tuple[str, str]]) -> Config:
+    """The daemon's config under these settings, hearing the stream's actors with the voice model that
+    never heard them (as `make e2e-voice`) unless `audio.model` is set."""
+    from benchmarks.e2e_voice import DEFAULT_MODEL
+
+    if "audio.model" not in dict(overrides):
+        overrides = [*overrides, ("audio.model", DEFAULT_MODEL)]
+    return load_config(None, env={}, overrides=[(k, v, "--set") for k, v in overrides])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.e2e_voice import stream_arguments
+
+    parser = stream_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--conditions", default="clean,babble_10_dB", help="comma-separated stream names")
+    parser.add_argument("--alphas", default="1,0.5,0.35,0.25",
+                        help="audio.utterance_alpha values side by side (1: the latest window alone)")
+    parser.add_argument("--pairings", type=int, default=10, help="random class-matched pairings averaged")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    overrides = parse_settings(parser, args.set)
+    conditions = args.conditions.split(",")
+    known = [slug(name) for name, _, _ in CONDITIONS]
+    if unknown := [c for c in conditions if c not in known]:
+        parser.error(f"unknown stream {', '.join(unknown)}; the streams are {', '.join(known)}")
+    try:
+        alphas = [float(a) for a in args.alphas.split(",")]
+        config = held_out_config(overrides)
+    except (ValueError, ConfigError) as exc:
+        parser.error(str(exc))
+    spec = VoiceClipSpec(seed=args.seed, actors=args.actors, babble_actors=args.babble_actors)
+    figures = run_utterances(args.shared, args.out, spec, conditions, alphas, args.pairings, config)
+    print(json.dumps(figures))
     return 0
 
 
