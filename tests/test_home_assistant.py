@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+import soundfile
 
+from demo.clip import write_speech
 from device.audio.vad import VadDecision
 from device.audio.voice_listener import VoiceReading
 from device.audio.voice_utterance import VoiceUtterance
@@ -43,6 +45,7 @@ from device.sinks.home_assistant import announcement, config_topic, discovery_pa
 from device.vision.box_geometry import Box
 from tests.conftest import ROOT, daemon_command, daemon_env, run_daemon
 from tests.mosquitto_broker import LOOPBACK, MosquittoBroker
+from tests.voice_fixtures import RATE, syllables
 
 jinja2 = pytest.importorskip("jinja2")
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
@@ -500,6 +503,32 @@ def test_daemon_announces_itself_and_answers_home_assistant_coming_online(
     assert late.wait_for(lambda s: len(s.messages) == 1, timeout=5)
     assert late.messages[0][2] is True and json.loads(late.messages[0][1]) == configs[0]
     late.close()
+
+
+@pytest.mark.integration
+def test_with_audio_the_voice_and_speaker_sensors_read_what_the_daemon_publishes(
+        mosquitto: MosquittoBroker, face_model: Path, demo_video: Path, tmp_path: Path) -> None:
+    """The demo clip with speech: the discovery carries both sensors, and every event and state the
+    daemon published renders to one of their options or unknown, some of them to an emotion."""
+    speech = write_speech(tmp_path / "talk.wav", min_seconds=13.0)
+    if speech is None:
+        speech = tmp_path / "talk.wav"
+        soundfile.write(speech, syllables(13.0), RATE)
+    sub = RawSubscriber(mosquitto.port, "#")
+    result = run_daemon(*base_args(face_model, demo_video, mosquitto, "--audio-file", str(speech)))
+    assert result.returncode == 0, result.stderr
+    assert sub.wait_for(lambda s: any(json.loads(body).get("status") == "offline"
+                                      for body, _ in s.on(PREFIX + "status")))
+    sub.close()
+    cmps = json.loads(sub.on(CONFIG_TOPIC)[0][0])["cmps"]
+    assert {"voice_emotion", "speaker_emotion"} <= set(cmps)
+    states = [body.decode() for body, _ in sub.on(PREFIX + "state")]
+    events = [body.decode() for body, _ in sub.on(PREFIX + "events")]
+    speakers = {sensor_state(cmps["speaker_emotion"], text) for text in states}
+    voices = {sensor_state(cmps["voice_emotion"], text) for text in events}
+    assert speakers - {None} and speakers <= {*FACE_LABELS, None}
+    assert voices - {None} and voices <= {*VOICE_LABELS, None}
+    assert sensor_state(cmps["speaker_emotion"], states[-1]) is None  # the last state: nobody is heard
 
 
 @pytest.mark.integration
