@@ -10,7 +10,7 @@ own retained topics through value templates, so nothing is published twice:
   arousal, all of the most confident track (a person with several faces in view gets the most
   confident one), and the number of faces;
 - `events` (audio on only): the voice emotion of the utterance heard now (`voice.utterance` of the
-  latest event: the average of its readings, not the last 2 s window alone, which flips about 30
+  latest event: the average of its readings, not the last 2 s window alone, which flipped 37
   times per voiced minute); `state` does not carry the voice, and events come only while a face is
   tracked, so it expires after two heartbeats;
 - `state` again (audio and fusion on): the speaker's fused emotion, `state.speaker`, which the
