@@ -112,6 +112,41 @@ def test_warm_restart_records_the_run_it_continues(trained_run: tuple[Path, Path
     assert again == previous
 
 
+@pytest.mark.slow
+def test_each_resumed_piece_draws_batches_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import numpy as np
+
+    data = write_fer_csv(tmp_path / "fer.csv.gz", train_per_class=4, test_per_class=1)
+    first_batches: list[tuple[np.ndarray, np.ndarray]] = []
+    original = train.make_dataset
+
+    def recording(*args, **kwargs):
+        dataset = original(*args, **kwargs)
+        x, targets, _ = next(iter(dataset))
+        first_batches.append((targets.numpy().argmax(axis=1), x.numpy()))
+        return dataset
+
+    monkeypatch.setattr(train, "make_dataset", recording)
+
+    def piece(out: Path, stop_after: int) -> None:
+        assert train.main(["--model", "ds_cnn", "--data", str(data), "--out", str(out), "--batch-size", "8",
+                           "--epochs", "3", "--stop-after", str(stop_after)]) == 0
+
+    piece(tmp_path / "run", 1)
+    shutil.copytree(tmp_path / "run", tmp_path / "again")
+    piece(tmp_path / "run", 2)
+    piece(tmp_path / "again", 2)
+    (labels_1, faces_1), (labels_2, faces_2), (labels_again, faces_again) = first_batches
+    # a resume used to start the shuffle and the augmentation where the run's first epoch began
+    assert not np.array_equal(labels_1, labels_2) and not np.allclose(faces_1, faces_2)
+    # and each piece's stream is still fixed: the same resume draws the same batches
+    np.testing.assert_array_equal(labels_2, labels_again)
+    np.testing.assert_allclose(faces_2, faces_again)
+    assert train.piece_seed(42, 0) == 42
+
+
 def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path, monkeypatch) -> None:
     import keras
     import numpy as np
