@@ -10,6 +10,7 @@ USAGE ?= PublicTest
 ACTORS ?= 17-20
 FLIP_TTA ?= 0
 RUNS ?= runs
+TEACHER ?= models/teacher/face_vgg_teacher_int8.tflite
 APT_PACKAGES := mosquitto portaudio19-dev espeak-ng libsndfile1 chromium chromium-driver
 
 PREFIX ?= /opt/edge-emotion
@@ -66,8 +67,10 @@ train: train-face train-voice train-gate
 # and lighter class weights. The mini-Xception then takes a third step: grown by one identity module
 # and distilled from the ensemble of itself and the DS-CNN; a fourth: distilled again from both
 # scored on 10 views, validated and kept as an average of its weights with batch-norm statistics of
-# clean faces; a fifth: the same for 6 epochs at a low rate on half-strength augmentation (every
-# step is in the model card).
+# clean faces; a fifth: the same for 6 epochs at a low rate on half-strength augmentation; then three
+# more (since 2026-12-02), distilled with the face teacher ($(TEACHER), `make train-teacher`) on
+# camera crops framed as the daemon's detector frames faces, each a fixed schedule whose last epoch
+# is kept (README, "A teacher"; every step is in the model card).
 train-face: install
 	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception_step1 \
 	  --epochs 35 --batch-size 128 --lr 3e-3
@@ -95,9 +98,29 @@ train-face: install
 	  --teacher-shift 2 --teacher-weight 0.6 --label-smoothing 0 --epochs 6 --batch-size 128 --lr 3e-4 \
 	  --warmup-epochs 1 --class-weight-power 0.25 --patience 6 --ema 0.998 --bn-recalibration 10240 \
 	  --augment-strength 0.5
+	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
+	  --out $(RUNS)/face_mini_xception_framed1 --init-from $(RUNS)/face_mini_xception/best.keras \
+	  --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
+	  --teacher-weight 0.7 --label-smoothing 0 --epochs 14 --keep last --batch-size 128 --lr 1e-3 \
+	  --warmup-epochs 1 --class-weight-power 0.25 --patience 20 --ema 0.998 --bn-recalibration 10240 \
+	  --camera-crops 0.6 --camera-framing 0.14
+	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
+	  --out $(RUNS)/face_mini_xception_framed2 --init-from $(RUNS)/face_mini_xception_framed1/last.keras \
+	  --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
+	  --teacher-weight 0.7 --label-smoothing 0 --epochs 8 --keep last --batch-size 128 --lr 5e-4 \
+	  --warmup-epochs 1 --class-weight-power 0.25 --patience 20 --ema 0.998 --bn-recalibration 10240 \
+	  --camera-crops 0.8 --camera-framing 0.14
+	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
+	  --out $(RUNS)/face_mini_xception_framed --init-from $(RUNS)/face_mini_xception_framed2/last.keras \
+	  --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras --teacher-shift 2 \
+	  --teacher-weight 0.7 --label-smoothing 0 --epochs 6 --keep last --batch-size 128 --lr 3e-4 \
+	  --warmup-epochs 1 --class-weight-power 0.25 --patience 20 --ema 0.998 --bn-recalibration 10240 \
+	  --camera-crops 0.5 --camera-framing 0.14 --augment-strength 0.5
 	mkdir -p models/keras
-	for m in face_mini_xception face_ds_cnn; do \
-	  cp $(RUNS)/$$m/best.keras models/keras/$$m.keras; cp $(RUNS)/$$m/training.json models/keras/$$m.training.json; done
+	cp $(RUNS)/face_mini_xception_framed/best.keras models/keras/face_mini_xception.keras
+	cp $(RUNS)/face_mini_xception_framed/training.json models/keras/face_mini_xception.training.json
+	cp $(RUNS)/face_ds_cnn/best.keras models/keras/face_ds_cnn.keras
+	cp $(RUNS)/face_ds_cnn/training.json models/keras/face_ds_cnn.training.json
 
 # The face teacher (issue "Models, next level"): a 1.2M-parameter VGG-style net that never ships to
 # the Pi; distillation reads its int8 conversion, committed in models/teacher/ (1.2 MB, with its card).
