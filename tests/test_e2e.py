@@ -173,6 +173,11 @@ def test_gap_sources_scores_every_face_frame_and_measures_the_detector_square(fa
     assert 0 < found <= face_frames and accuracy["true box, detected"]["all"][1] == found
     by_side = [rows[1] for group, rows in accuracy["detector"].items() if group.startswith("side ")]
     assert sum(by_side) == found  # every detection in exactly one side-ratio group
+    single = sum(s["end_frame"] - s["start_frame"] for s, _ in shown if len(s["faces"]) == 1)
+    multi = face_frames - single
+    # every face-frame in exactly one of single- and multi-face segments
+    assert accuracy["true box"].get("single", (0, 0))[1] == single
+    assert accuracy["true box"].get("multi", (0, 0))[1] == multi
     # The portrait's 48x48 is framed wider than FER2013's (0.64 measured), but it is the face's square.
     assert 0.35 < result["framing"]["side_ratio"][1] < 1.5
     assert all(abs(result["framing"][k][1]) < 0.5 for k in ("offset_x", "offset_y"))

@@ -294,8 +294,8 @@ def piece_seed(seed: int, initial_epoch: int) -> int:
     accuracy rose by 1.2-2.8 points on the first epoch of each later piece, against 0.3-0.8 between
     other epochs, up to 80.0% at epoch 44, and fell back to 72.9% on the first epoch drawn afresh
     (its validation accuracy moved by 0.1-0.3 throughout): a run trained in pieces saw less variety
-    than one trained at once. Each
-    piece now draws its own stream, the same on every machine; a fresh run keeps `seed`."""
+    than one trained at once. Each piece now draws from a seed of its own (the same shuffle order
+    on every machine); a fresh run keeps `seed`."""
     return seed if initial_epoch == 0 else seed + 1_000_003 * initial_epoch
 
 

@@ -18,7 +18,8 @@ of every face segment of the clip `make e2e` built (same spec, same faces):
   the segment's first frame).
 
 The difference between "detector" and the daemon's accuracy in `make e2e` is what tracking,
-smoothing and hysteresis cost or gain. Rows per background and overall; one JSON line last.
+smoothing and hysteresis cost or gain. Columns per background, single- and multi-face segments, and
+overall; one JSON line last.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def score(clip: Path, timeline: dict, faces: np.ndarray, overrides: list[tuple[s
                                         (found.y + found.h / 2 - y - h / 2) / w))
                     right = {name: int(np.argmax(classifier.classify(crop)) == face["label"])
                              for name, crop in crops.items()}
-                    groups = [segment["background"], "all"]
+                    kind = "single" if len(segment["faces"]) == 1 else "multi"
+                    groups = [segment["background"], kind, "all"]
                     if found is not None:  # the true box on the frames the detector found: a fair pair
                         right["true box, detected"] = right["true box"]
                         groups.append(side_group(found.w / w))
