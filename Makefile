@@ -135,6 +135,20 @@ train-teacher: install
 	rm -f models/teacher/face_vgg_teacher_float32.*
 	cp $(RUNS)/face_teacher/training.json models/teacher/face_vgg_teacher_int8.training.json
 
+# A second teacher for the ensemble: the same VGG, seed 7, distilled from the first teacher and the
+# mini-Xception of `make train-face`'s fifth step (the one shipped until 2026-12-02) on their 10 views.
+# About 7.5 minutes an epoch on 2 cores: run it in pieces (--stop-after N, then the same command).
+.PHONY: train-teacher2
+train-teacher2: install
+	$(PY) -m training.train --model vgg_teacher --data $(FER) --out $(RUNS)/face_teacher2 --epochs 50 \
+	  --batch-size 128 --lr 2e-3 --weight-decay 0.05 --class-weight-power 0.25 --ema 0.999 \
+	  --bn-recalibration 10240 --seed 7 --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras \
+	  --teacher-shift 2 --teacher-weight 0.5 --label-smoothing 0
+	$(PY) -m converters.quantize --keras $(RUNS)/face_teacher2/best.keras --data $(FER) --name face_vgg_teacher2 \
+	  --out-dir models/teacher --training-info $(RUNS)/face_teacher2/training.json
+	rm -f models/teacher/face_vgg_teacher2_float32.*
+	cp $(RUNS)/face_teacher2/training.json models/teacher/face_vgg_teacher2_int8.training.json
+
 # The face gate (face or not, on the 48x48 crop of a new detection; off by default, docs/device.md):
 # FER2013 faces against patches mined by code from pictures shipped with scikit-image and matplotlib.
 # The epoch is chosen on the validation split (PublicTest faces, patches of other pictures).
