@@ -71,6 +71,12 @@ train: train-face train-voice train-gate
 # more (since 2026-12-02), distilled with the face teacher ($(TEACHER), `make train-teacher`) on
 # camera crops framed as the daemon's detector frames faces, each a fixed schedule whose last epoch
 # is kept (README, "A teacher"; every step is in the model card).
+# What the three framed steps share: distilled (weight 0.7) from the face teacher and the mini-Xception
+# of the fifth step, camera crops framed with the detector's spread, a fixed schedule, last epoch kept.
+FRAMED = --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) --teacher $(TEACHER) \
+  --teacher $(RUNS)/face_mini_xception/best.keras --teacher-weight 0.7 --label-smoothing 0 --keep last \
+  --batch-size 128 --warmup-epochs 1 --class-weight-power 0.25 --patience 20 --ema 0.998 \
+  --bn-recalibration 10240 --camera-framing 0.14
 train-face: install
 	$(PY) -m training.train --model mini_xception --width 1.25 --data $(FER) --out $(RUNS)/face_mini_xception_step1 \
 	  --epochs 35 --batch-size 128 --lr 3e-3
@@ -98,24 +104,15 @@ train-face: install
 	  --teacher-shift 2 --teacher-weight 0.6 --label-smoothing 0 --epochs 6 --batch-size 128 --lr 3e-4 \
 	  --warmup-epochs 1 --class-weight-power 0.25 --patience 6 --ema 0.998 --bn-recalibration 10240 \
 	  --augment-strength 0.5
-	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
-	  --out $(RUNS)/face_mini_xception_framed1 --init-from $(RUNS)/face_mini_xception/best.keras \
-	  --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
-	  --teacher-weight 0.7 --label-smoothing 0 --epochs 14 --keep last --batch-size 128 --lr 1e-3 \
-	  --warmup-epochs 1 --class-weight-power 0.25 --patience 20 --ema 0.998 --bn-recalibration 10240 \
-	  --camera-crops 0.6 --camera-framing 0.14
-	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
-	  --out $(RUNS)/face_mini_xception_framed2 --init-from $(RUNS)/face_mini_xception_framed1/last.keras \
-	  --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
-	  --teacher-weight 0.7 --label-smoothing 0 --epochs 8 --keep last --batch-size 128 --lr 5e-4 \
-	  --warmup-epochs 1 --class-weight-power 0.25 --patience 20 --ema 0.998 --bn-recalibration 10240 \
-	  --camera-crops 0.8 --camera-framing 0.14
-	$(PY) -m training.train --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) \
-	  --out $(RUNS)/face_mini_xception_framed --init-from $(RUNS)/face_mini_xception_framed2/last.keras \
-	  --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras --teacher-shift 2 \
-	  --teacher-weight 0.7 --label-smoothing 0 --epochs 6 --keep last --batch-size 128 --lr 3e-4 \
-	  --warmup-epochs 1 --class-weight-power 0.25 --patience 20 --ema 0.998 --bn-recalibration 10240 \
-	  --camera-crops 0.5 --camera-framing 0.14 --augment-strength 0.5
+	$(PY) -m training.train $(FRAMED) --out $(RUNS)/face_mini_xception_framed1 \
+	  --init-from $(RUNS)/face_mini_xception/best.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
+	  --epochs 14 --lr 1e-3 --camera-crops 0.6
+	$(PY) -m training.train $(FRAMED) --out $(RUNS)/face_mini_xception_framed2 \
+	  --init-from $(RUNS)/face_mini_xception_framed1/last.keras --teacher $(RUNS)/face_ds_cnn/best.keras \
+	  --epochs 8 --lr 5e-4 --camera-crops 0.8
+	$(PY) -m training.train $(FRAMED) --out $(RUNS)/face_mini_xception_framed \
+	  --init-from $(RUNS)/face_mini_xception_framed2/last.keras --teacher-shift 2 \
+	  --epochs 6 --lr 3e-4 --camera-crops 0.5 --augment-strength 0.5
 	mkdir -p models/keras
 	cp $(RUNS)/face_mini_xception_framed/best.keras models/keras/face_mini_xception.keras
 	cp $(RUNS)/face_mini_xception_framed/training.json models/keras/face_mini_xception.training.json
