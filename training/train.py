@@ -392,7 +392,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict:
     last_epoch = min(args.epochs, args.stop_after or args.epochs)
     if initial_epoch < last_epoch:
         stream = piece_seed(args.seed, initial_epoch)
-        keras.utils.set_random_seed(stream)
+        if initial_epoch:  # a fresh run goes on from the seeding above, as it always did
+            keras.utils.set_random_seed(stream)
         model.fit(
             make_dataset(task, training_targets(task, num_classes, args.teacher, args.teacher_weight,
                                                  out / "teacher_targets.npz", f"shift {args.teacher_shift}"),
