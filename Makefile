@@ -119,32 +119,33 @@ train-face: install
 	cp $(RUNS)/face_ds_cnn/best.keras models/keras/face_ds_cnn.keras
 	cp $(RUNS)/face_ds_cnn/training.json models/keras/face_ds_cnn.training.json
 
-# The face teacher (issue "Models, next level"): a 1.2M-parameter VGG-style net that never ships to
-# the Pi; distillation reads its int8 conversion, committed in models/teacher/ (1.2 MB, with its card).
-# Epoch chosen on PublicTest.
+# The face teachers (issue "Models, next level"): VGG-style nets that never ship to the Pi;
+# distillation reads their int8 conversions, committed in models/teacher/ with their cards.
+# Epochs chosen on PublicTest. One recipe, and one way from a run to its committed int8 file:
+TEACHER_RECIPE = --model vgg_teacher --data $(FER) --epochs 50 --batch-size 128 --lr 2e-3 --weight-decay 0.05 \
+  --class-weight-power 0.25 --ema 0.999 --bn-recalibration 10240
+# $(call teacher_to_int8,RUN,NAME): runs/RUN/best.keras -> models/teacher/NAME_int8.tflite + card + lineage.
+define teacher_to_int8
+	$(PY) -m converters.quantize --keras $(RUNS)/$(1)/best.keras --data $(FER) --name $(2) \
+	  --out-dir models/teacher --training-info $(RUNS)/$(1)/training.json
+	rm -f models/teacher/$(2)_float32.*
+	cp $(RUNS)/$(1)/training.json models/teacher/$(2)_int8.training.json
+endef
+
+# The first teacher: 1.2M parameters (1.2 MB int8).
 .PHONY: train-teacher
 train-teacher: install
-	$(PY) -m training.train --model vgg_teacher --data $(FER) --out $(RUNS)/face_teacher --epochs 50 \
-	  --batch-size 128 --lr 2e-3 --weight-decay 0.05 --class-weight-power 0.25 --ema 0.999 \
-	  --bn-recalibration 10240
-	$(PY) -m converters.quantize --keras $(RUNS)/face_teacher/best.keras --data $(FER) --name face_vgg_teacher \
-	  --out-dir models/teacher --training-info $(RUNS)/face_teacher/training.json
-	rm -f models/teacher/face_vgg_teacher_float32.*
-	cp $(RUNS)/face_teacher/training.json models/teacher/face_vgg_teacher_int8.training.json
+	$(PY) -m training.train $(TEACHER_RECIPE) --out $(RUNS)/face_teacher
+	$(call teacher_to_int8,face_teacher,face_vgg_teacher)
 
 # A second teacher for the ensemble: the same VGG, seed 7, distilled from the first teacher and the
 # mini-Xception of `make train-face`'s fifth step (the one shipped until 2026-12-02) on their 10 views.
 # About 7.5 minutes an epoch on 2 cores: run it in pieces (--stop-after N, then the same command).
 .PHONY: train-teacher2
 train-teacher2: install
-	$(PY) -m training.train --model vgg_teacher --data $(FER) --out $(RUNS)/face_teacher2 --epochs 50 \
-	  --batch-size 128 --lr 2e-3 --weight-decay 0.05 --class-weight-power 0.25 --ema 0.999 \
-	  --bn-recalibration 10240 --seed 7 --teacher $(TEACHER) --teacher $(RUNS)/face_mini_xception/best.keras \
-	  --teacher-shift 2 --teacher-weight 0.5 --label-smoothing 0
-	$(PY) -m converters.quantize --keras $(RUNS)/face_teacher2/best.keras --data $(FER) --name face_vgg_teacher2 \
-	  --out-dir models/teacher --training-info $(RUNS)/face_teacher2/training.json
-	rm -f models/teacher/face_vgg_teacher2_float32.*
-	cp $(RUNS)/face_teacher2/training.json models/teacher/face_vgg_teacher2_int8.training.json
+	$(PY) -m training.train $(TEACHER_RECIPE) --out $(RUNS)/face_teacher2 --seed 7 --teacher $(TEACHER) \
+	  --teacher $(RUNS)/face_mini_xception/best.keras --teacher-shift 2 --teacher-weight 0.5 --label-smoothing 0
+	$(call teacher_to_int8,face_teacher2,face_vgg_teacher2)
 
 # The face gate (face or not, on the 48x48 crop of a new detection; off by default, docs/device.md):
 # FER2013 faces against patches mined by code from pictures shipped with scikit-image and matplotlib.
