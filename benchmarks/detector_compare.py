@@ -1,14 +1,16 @@
-"""Face detectors side by side in the daemon's pipeline: `make bench`'s clips, rounds interleaved.
+"""Face detectors (or any setting's values) side by side in the daemon's pipeline: `make bench`'s
+clips, rounds interleaved.
 
     python -m benchmarks.detector_compare                       # detector.kind haar vs blazeface
     python -m benchmarks.detector_compare --rounds 7 --set detector.every_n_frames=4
+    python -m benchmarks.detector_compare --vary face.inner_view=0,0.87
 
-On a shared machine the load changes from minute to minute, so one run per detector says little:
-each round runs every detector once on the same clip, one after the other, and the table gives
-per detector the median over rounds of the wall-clock frame rate (the pipeline's own, as `make
-bench` reports it) and of frames per CPU-second (this process's CPU time over the frame loop: the
+On a shared machine the load changes from minute to minute, so one run per setting says little:
+each round runs every value once on the same clip, one after the other, and the table gives per
+value the median over rounds of the wall-clock frame rate (the pipeline's own, as `make bench`
+reports it) and of frames per CPU-second (this process's CPU time over the frame loop: the
 pipeline runs on one thread, so that figure depends far less on what else the machine is doing),
-and the mean detect stage per frame.
+and the mean detect and infer stages per frame.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from demo.local_broker import MosquittoBroker, mosquitto_binary
 from device.app import App
 from device.config import load_config
 
-KINDS = ("haar", "blazeface")
+DEFAULT_VARY = "detector.kind=haar,blazeface"
 
 
 def timed_run(clip: Path, model: Path, broker_url: str, settings: tuple) -> tuple[dict, float]:
@@ -48,9 +50,10 @@ def timed_run(clip: Path, model: Path, broker_url: str, settings: tuple) -> tupl
     return result.summary, cpu
 
 
-def compare(rounds: int, frame_count: int, settings: list[tuple[str, str]], faces: int) -> dict:
+def compare(rounds: int, frame_count: int, settings: list[tuple[str, str]], faces: int,
+            key: str, values: list[str]) -> dict:
     cv2.setNumThreads(1)
-    results: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in KINDS}
+    results: dict[str, list[tuple[float, float, float, float]]] = {value: [] for value in values}
     with tempfile.TemporaryDirectory(prefix="detector-compare-") as tmp:
         workdir = Path(tmp)
         clip = write_video(workdir / "clip.avi", frames(frame_count, guest=None, extra_faces=faces - 1),
@@ -59,15 +62,15 @@ def compare(rounds: int, frame_count: int, settings: list[tuple[str, str]], face
         broker = MosquittoBroker(workdir / "broker").start() if mosquitto_binary() else None
         try:
             for _ in range(rounds):
-                for kind in KINDS:
+                for value in values:
                     summary, cpu = timed_run(clip, model, broker.url if broker else "",
-                                             (("detector.kind", kind), *settings))
-                    results[kind].append((summary["fps"], summary["frames"] / cpu,
-                                          summary["stage_ms"]["detect"]))
+                                             ((key, value), *settings))
+                    results[value].append((summary["fps"], summary["frames"] / cpu,
+                                           summary["stage_ms"]["detect"], summary["stage_ms"]["infer"]))
         finally:
             if broker is not None:
                 broker.stop()
-    return {kind: np.array(rows) for kind, rows in results.items()}
+    return {value: np.array(rows) for value, rows in results.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,17 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--faces", type=int, default=1, choices=(1, 3))
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting shared by every run")
+    parser.add_argument("--vary", default=DEFAULT_VARY, metavar="KEY=V1,V2[,...]",
+                        help=f"the setting compared and its values (default {DEFAULT_VARY})")
     args = parser.parse_args(argv)
     settings = [tuple(item.split("=", 1)) for item in args.set]
-    results = compare(args.rounds, args.frames, settings, args.faces)
+    key, _, listed = args.vary.partition("=")
+    values = [value for value in listed.split(",") if value]
+    if not key or len(values) < 2:
+        print(f"error: --vary {args.vary!r}: give a setting and two or more values, e.g. {DEFAULT_VARY}",
+              file=sys.stderr)
+        return 2
+    results = compare(args.rounds, args.frames, settings, args.faces, key, values)
     print(f"{args.faces}-face demo clip, {args.frames} frames 640x480, 1 thread, {args.rounds} rounds "
           "interleaved" + (f"; {' '.join(args.set)}" if args.set else ""))
-    print(f"{'detector':<10} {'fps median':>11} {'min':>7} {'max':>7} {'frames/CPU-s':>13} "
-          f"{'detect ms/frame':>16}")
-    for kind, rows in results.items():
-        print(f"{kind:<10} {np.median(rows[:, 0]):>11.1f} {rows[:, 0].min():>7.1f} {rows[:, 0].max():>7.1f} "
-              f"{np.median(rows[:, 1]):>13.1f} {rows[:, 2].mean():>16.3f}")
+    print(f"{key:<22} {'fps median':>11} {'min':>7} {'max':>7} {'frames/CPU-s':>13} "
+          f"{'detect ms/frame':>16} {'infer ms/frame':>15}")
+    for value, rows in results.items():
+        print(f"{value:<22} {np.median(rows[:, 0]):>11.1f} {rows[:, 0].min():>7.1f} {rows[:, 0].max():>7.1f} "
+              f"{np.median(rows[:, 1]):>13.1f} {rows[:, 2].mean():>16.3f} {rows[:, 3].mean():>15.3f}")
     return 0
 
 

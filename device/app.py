@@ -140,8 +140,7 @@ class App:
         # Our own messages say what failed; OpenCV's and FFmpeg's would add lines a person has to decode.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        classifier = FaceClassifier(config.face.model, num_threads=config.device.num_threads,
-                                    flip_tta=config.face.flip_tta)
+        classifier = FaceClassifier.for_section(config.face, config.device.num_threads)
         identity = check_model_card(classifier.model, config.card_path, "face", FACE_LABELS)
         gate = open_gate(config)
         detector = build_detector(config)

@@ -48,7 +48,6 @@ from device.vision.face_classifier import FaceClassifier
 from device.vision.face_gate import FaceGate
 from device.vision.face_tracker import FaceTracker, Track
 from device.vision.frame_sources import Frame, FrameSource
-from device.vision.preprocessing import equalized_face
 
 log = logging.getLogger("edge-emotion.pipeline")
 MIN_CROP = 8
@@ -166,9 +165,9 @@ class Pipeline:
             if box.w < MIN_CROP or box.h < MIN_CROP:
                 continue
             t0 = clock()
-            face = equalized_face(crop(grey, box), self.classifier.size)
+            views = self.classifier.views(crop(grey, box))
             t1 = clock()
-            probabilities = self.classifier.classify_equalized(face)
+            probabilities = self.classifier.classify_views(views)
             t2 = clock()
             report = self.reports.setdefault(track.track_id, ReportedTrack())
             previous = report.emotion.update(probabilities, cfg.smoothing.alpha, cfg.smoothing.margin)

@@ -78,7 +78,7 @@ def side_group(ratio: float) -> str:
 def score(clip: Path, timeline: dict, faces: np.ndarray, overrides: list[tuple[str, str]]) -> dict:
     config = load_config(None, env={}, overrides=[(k, v, "--set") for k, v in overrides])
     detector = build_detector(config)
-    classifier = FaceClassifier(Path(config.face.model), num_threads=1, flip_tta=config.face.flip_tta)
+    classifier = FaceClassifier.for_section(config.face)
     wanted = face_frames(timeline)
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     framing: list[tuple[float, float, float]] = []

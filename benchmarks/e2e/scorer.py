@@ -78,7 +78,7 @@ def model_probabilities(config_overrides: Sequence[tuple[str, str]], faces: np.n
     """The face model as the daemon loads it (same file, same flip TTA) on clean 48x48 faces."""
     config = load_config(None, env={}, overrides=[("mqtt.url", "", "--no-mqtt"),
                                                    *[(k, v, "--set") for k, v in config_overrides]])
-    classifier = FaceClassifier(config.face.model, num_threads=1, flip_tta=config.face.flip_tta)
+    classifier = FaceClassifier.for_section(config.face)
     return np.stack([classifier.classify(face) for face in faces])
 
 

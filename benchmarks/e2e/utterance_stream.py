@@ -167,7 +167,7 @@ def run_utterances(shared: Path, out: Path, spec: VoiceClipSpec, conditions: lis
     clips, hop_s, margin = timeline["clips"], config.audio.hop_s, config.smoothing.margin
     clip_labels = [int(VOICE_TO_FACE_INDEX[c["label"]]) for c in clips]
     faces, face_labels, usable = publictest_faces(fer)
-    classifier = FaceClassifier(config.face.model, num_threads=1, flip_tta=config.face.flip_tta)
+    classifier = FaceClassifier.for_section(config.face)
     face_probs = np.stack([classifier.classify(faces[i]) for i in usable])
     face_labels = face_labels[usable]
     voice = VoiceClassifier(Path(config.audio.model), num_threads=1)

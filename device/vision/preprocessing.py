@@ -26,6 +26,14 @@ def equalized_face(grey: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
     return cv2.equalizeHist(grey)
 
 
+def inner_square(grey: np.ndarray, fraction: float) -> np.ndarray:
+    """The centred part of a crop whose sides are `fraction` of its sides (a tighter framing)."""
+    height, width = grey.shape[:2]
+    side_y, side_x = max(1, round(height * fraction)), max(1, round(width * fraction))
+    top, left = (height - side_y) // 2, (width - side_x) // 2
+    return grey[top:top + side_y, left:left + side_x]
+
+
 def equalize_batch(faces: np.ndarray) -> np.ndarray:
     """Equalize a (N, 48, 48) uint8 stack; used by the data loaders for every split."""
     out = np.empty_like(faces)
