@@ -4,13 +4,15 @@ clips, rounds interleaved.
     python -m benchmarks.detector_compare                       # detector.kind haar vs blazeface
     python -m benchmarks.detector_compare --rounds 7 --set detector.every_n_frames=4
     python -m benchmarks.detector_compare --vary face.inner_view=0,0.87
+    python -m benchmarks.detector_compare --vary face.inner_view=0,0.87 --vary face.every_n_frames=1,2
 
 On a shared machine the load changes from minute to minute, so one run per setting says little:
 each round runs every value once on the same clip, one after the other, and the table gives per
 value the median over rounds of the wall-clock frame rate (the pipeline's own, as `make bench`
 reports it) and of frames per CPU-second (this process's CPU time over the frame loop: the
 pipeline runs on one thread, so that figure depends far less on what else the machine is doing),
-and the mean detect and infer stages per frame.
+and the mean detect and infer stages per frame. Several `--vary` go together: their first values
+make one run, their second values the next, so old and new defaults of several settings compare.
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ def timed_run(clip: Path, model: Path, broker_url: str, settings: tuple) -> tupl
 
 
 def compare(rounds: int, frame_count: int, settings: list[tuple[str, str]], faces: int,
-            key: str, values: list[str]) -> dict:
+            variants: dict[str, tuple[tuple[str, str], ...]]) -> dict:
+    """Per variant (its label: the settings it changes), one row per round: wall fps, frames per
+    CPU-second, detect and infer ms per frame."""
     cv2.setNumThreads(1)
-    results: dict[str, list[tuple[float, float, float, float]]] = {value: [] for value in values}
+    results: dict[str, list[tuple[float, float, float, float]]] = {label: [] for label in variants}
     with tempfile.TemporaryDirectory(prefix="detector-compare-") as tmp:
         workdir = Path(tmp)
         clip = write_video(workdir / "clip.avi", frames(frame_count, guest=None, extra_faces=faces - 1),
@@ -62,15 +66,27 @@ def compare(rounds: int, frame_count: int, settings: list[tuple[str, str]], face
         broker = MosquittoBroker(workdir / "broker").start() if mosquitto_binary() else None
         try:
             for _ in range(rounds):
-                for value in values:
-                    summary, cpu = timed_run(clip, model, broker.url if broker else "",
-                                             ((key, value), *settings))
-                    results[value].append((summary["fps"], summary["frames"] / cpu,
+                for label, changed in variants.items():
+                    summary, cpu = timed_run(clip, model, broker.url if broker else "", (*changed, *settings))
+                    results[label].append((summary["fps"], summary["frames"] / cpu,
                                            summary["stage_ms"]["detect"], summary["stage_ms"]["infer"]))
         finally:
             if broker is not None:
                 broker.stop()
-    return {value: np.array(rows) for value, rows in results.items()}
+    return {label: np.array(rows) for label, rows in results.items()}
+
+
+def variants_of(varied: list[str]) -> dict[str, tuple[tuple[str, str], ...]] | None:
+    """`KEY=V1,V2,...` per varied setting, zipped into runs labelled "V1/W1", ...; None if malformed."""
+    keys, columns = [], []
+    for item in varied:
+        key, _, listed = item.partition("=")
+        values = [value for value in listed.split(",") if value]
+        if not key or len(values) < 2 or (columns and len(values) != len(columns[0])):
+            return None
+        keys.append(key)
+        columns.append(values)
+    return {"/".join(row): tuple(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,23 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=1, choices=(1, 3))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting shared by every run")
-    parser.add_argument("--vary", default=DEFAULT_VARY, metavar="KEY=V1,V2[,...]",
-                        help=f"the setting compared and its values (default {DEFAULT_VARY})")
+    parser.add_argument("--vary", action="append", metavar="KEY=V1,V2[,...]",
+                        help=f"a setting compared and its values (default {DEFAULT_VARY}); repeated, "
+                             "the n-th values of each go together")
     args = parser.parse_args(argv)
     settings = [tuple(item.split("=", 1)) for item in args.set]
-    key, _, listed = args.vary.partition("=")
-    values = [value for value in listed.split(",") if value]
-    if not key or len(values) < 2:
-        print(f"error: --vary {args.vary!r}: give a setting and two or more values, e.g. {DEFAULT_VARY}",
-              file=sys.stderr)
+    varied = args.vary or [DEFAULT_VARY]
+    variants = variants_of(varied)
+    if variants is None:
+        print(f"error: --vary {' '.join(varied)!r}: give a setting and two or more values (as many for "
+              f"each --vary), e.g. {DEFAULT_VARY}", file=sys.stderr)
         return 2
-    results = compare(args.rounds, args.frames, settings, args.faces, key, values)
+    results = compare(args.rounds, args.frames, settings, args.faces, variants)
     print(f"{args.faces}-face demo clip, {args.frames} frames 640x480, 1 thread, {args.rounds} rounds "
           "interleaved" + (f"; {' '.join(args.set)}" if args.set else ""))
+    key = "/".join(item.partition("=")[0] for item in varied)
     print(f"{key:<22} {'fps median':>11} {'min':>7} {'max':>7} {'frames/CPU-s':>13} "
           f"{'detect ms/frame':>16} {'infer ms/frame':>15}")
-    for value, rows in results.items():
-        print(f"{value:<22} {np.median(rows[:, 0]):>11.1f} {rows[:, 0].min():>7.1f} {rows[:, 0].max():>7.1f} "
+    for label, rows in results.items():
+        print(f"{label:<22} {np.median(rows[:, 0]):>11.1f} {rows[:, 0].min():>7.1f} {rows[:, 0].max():>7.1f} "
               f"{np.median(rows[:, 1]):>13.1f} {rows[:, 2].mean():>16.3f} {rows[:, 3].mean():>15.3f}")
     return 0
 

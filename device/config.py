@@ -111,7 +111,8 @@ class FaceSection:
     model: str = DEFAULT_FACE_MODEL
     card: str = ""  # empty: the model path with .json
     flip_tta: bool = True
-    inner_view: float = 0.0  # a second, centred view of this fraction of the crop's side; 0: none
+    inner_view: float = 0.87  # a second, centred view of this fraction of the crop's side; 0: none
+    every_n_frames: int = 2  # classify each track on every n-th frame (a new track on its first)
 
 
 @dataclass(frozen=True)
@@ -322,6 +323,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "detector.every_n_frames": (1, 300),
     "detector.crop_margin": (0.0, 1.0),
     "face.inner_view": (0.0, 0.99),
+    "face.every_n_frames": (1, 30),
     "blazeface.min_score": (0.05, 0.99),
     "blazeface.nms_iou": (0.05, 0.95),
     "blazeface.framing_scale": (0.5, 3.0),

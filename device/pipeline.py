@@ -36,13 +36,13 @@ from device.events.emotion_events import (
     speaker_field,
     voice_field,
 )
-from device.events.emotion_smoother import TrackEmotion
+from device.events.emotion_smoother import TrackEmotion, alpha_per_classification, classified_on
 from device.fusion.speaker_fusion import SpeakerFusion, likely_speaker
 from device.pipeline_stats import PipelineStats, cpu_temperature_c, rss_mb
 from device.service_notify import ServiceNotifier
 from device.sinks.annotated_video import AnnotatedVideo, VoiceOverlay
 from device.sinks.event_sink import EventSink, SinkHealth
-from device.vision.box_geometry import crop, expand_and_clip
+from device.vision.box_geometry import Box, crop, expand_and_clip
 from device.vision.detector_factory import FaceDetector
 from device.vision.face_classifier import FaceClassifier
 from device.vision.face_gate import FaceGate
@@ -102,6 +102,7 @@ class Pipeline:
                                              config.audio.utterance_alpha)
                                if voice is not None and voice.fuser is not None else None)
         self._heard: HeardVoice | None = None
+        self._alpha = alpha_per_classification(config.smoothing.alpha, config.face.every_n_frames)
         self.utterance = VoiceUtterance(config.audio.utterance_alpha, config.smoothing.margin)
         self._stated_speaker: tuple[int, str] | None = None  # (track, fused emotion) in the last state
         self._audio_state = voice.provider.status.state if voice is not None else ""
@@ -164,13 +165,11 @@ class Pipeline:
             box = expand_and_clip(track.box, cfg.detector.crop_margin, width, height)
             if box.w < MIN_CROP or box.h < MIN_CROP:
                 continue
+            report = self.reports.get(track.track_id)
+            previous = None
+            if report is None or classified_on(frame.index, track.track_id, cfg.face.every_n_frames):
+                report, previous = self._classify(track.track_id, grey, box)
             t0 = clock()
-            views = self.classifier.views(crop(grey, box))
-            t1 = clock()
-            probabilities = self.classifier.classify_views(views)
-            t2 = clock()
-            report = self.reports.setdefault(track.track_id, ReportedTrack())
-            previous = report.emotion.update(probabilities, cfg.smoothing.alpha, cfg.smoothing.margin)
             fused_previous = self._fuse_speaker(track, report) if track is speaker else None
             kind = due_event(report.announced, previous is not None or fused_previous is not None,
                              report.last_event_s, frame.media_time_s, cfg.events.heartbeat_s)
@@ -183,15 +182,30 @@ class Pipeline:
                 events.append(self._event(kind, track, report, frame.media_time_s, extras,
                                           fused_previous if kind == "change" else None))
                 report.announced, report.last_event_s = True, frame.media_time_s
-            self.stats.add("preprocess", t1 - t0)
-            self.stats.add("infer", t2 - t1)
-            self.stats.add("smooth", clock() - t2)
+            self.stats.add("smooth", clock() - t0)
         t0 = clock()
         self._deliver(events)
         if self.annotator is not None:
             self.annotator.write(grey, self._snapshots(), self._voice_overlay())
         self.stats.add("publish", clock() - t0)
         self.stats.frame_done(len(self.tracker.tracks))
+
+    def _classify(self, track_id: int, grey: np.ndarray, box: Box) -> tuple[ReportedTrack, int | None]:
+        """Classify the track's crop into its smoothed emotion; its report and the previous dominant
+        class if this changed it. Between classifications (`face.every_n_frames`) the track keeps
+        its smoothed emotion, and the voice still fuses with it on the frame a reading arrives."""
+        clock = time.perf_counter
+        t0 = clock()
+        views = self.classifier.views(crop(grey, box))
+        t1 = clock()
+        probabilities = self.classifier.classify_views(views)
+        t2 = clock()
+        report = self.reports.setdefault(track_id, ReportedTrack())
+        previous = report.emotion.update(probabilities, self._alpha, self.config.smoothing.margin)
+        self.stats.add("preprocess", t1 - t0)
+        self.stats.add("infer", t2 - t1)
+        self.stats.add("smooth", clock() - t2)
+        return report, previous
 
     def _end_events(self, ended: list[Track], time_s: float) -> list[dict]:
         events = []

@@ -17,6 +17,20 @@ SHIPPED_FACE_MODEL = ROOT / "models" / "face_mini_xception_int8.tflite"
 SCHEMA_PATH = ROOT / "device" / "events" / "event_schema.json"
 
 
+def run_app(config):
+    """Build the daemon's application object from `config`, run it to the end of its source and
+    return it (its pipeline and gate stay inspectable) with the run's summary."""
+    from device.app import App
+
+    app = App.build(config)
+    app.start()
+    try:
+        summary = app.run().summary
+    finally:
+        app.close()
+    return app, summary
+
+
 @pytest.fixture
 def mosquitto(tmp_path: Path):
     """A fresh mosquitto (persistence on, so a subscriber's session survives a restart)."""

@@ -15,7 +15,7 @@ from device.config_loading import field_hints
 from device.errors import ModelCardError
 from device.vision.box_geometry import Box
 from device.vision.face_gate import GATE_LABELS, FaceGate
-from tests.conftest import run_daemon
+from tests.conftest import run_app, run_daemon
 from tests.test_device_config import assert_one_line_exit_2
 
 
@@ -143,12 +143,7 @@ def test_app_builds_the_gate_and_it_vets_new_detections(gate_model: Path, face_m
     tracks = {}
     for threshold in ("0.01", "0.99"):
         config = load_config(None, env={}, overrides=[*common, ("gate.threshold", threshold, "--set")])
-        app = App.build(config)
-        app.start()
-        try:
-            summary = app.run().summary
-        finally:
-            app.close()
+        app, summary = run_app(config)
         gate = app.pipeline.gate
         assert gate is not None and gate.checked > 0
         assert summary["tracks"] == gate.checked - gate.rejected  # every track was let through by the gate

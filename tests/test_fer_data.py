@@ -120,3 +120,22 @@ def test_evaluate_scores_an_ensemble_as_its_averaged_probabilities(tmp_path: Pat
                              str(tmp_path / "missing.tflite"), "--data", data, "--usage", "Training"],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "missing.tflite: model file not found" in result.stderr
+
+
+def test_evaluate_scores_the_daemons_inner_view_too(tmp_path: Path) -> None:
+    from device.vision.face_classifier import FaceClassifier
+    from training.evaluate import evaluate
+
+    write_fer_folder(tmp_path / "faces", per_class=2)
+    data = str(tmp_path / "faces")
+    mx = REPO / "models" / "face_mini_xception_int8.tflite"
+    _, whole, _ = evaluate(mx, data, usage="Training", flip_tta=True)
+    _, both, _ = evaluate(mx, data, usage="Training", flip_tta=True, inner_view=0.87)
+    daemon = FaceClassifier(mx, flip_tta=True, inner_view=0.87)
+    faces = load_faces(tmp_path / "faces", "Training").faces
+    assert np.allclose(both, [daemon.classify(face) for face in faces]) and not np.allclose(both, whole)
+    for bad in ("1.0", "-0.1"):
+        result = subprocess.run([sys.executable, "-m", "training.evaluate", "--model", str(mx),
+                                 "--data", data, "--usage", "Training", "--inner-view", bad],
+                                capture_output=True, text=True, cwd=REPO)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--inner-view" in result.stderr

@@ -20,13 +20,17 @@ from training.fer_data import load_faces
 from training.metrics import classification_report
 
 
-def face_probabilities(model_path: Path, faces: np.ndarray, flip_tta: bool = False) -> np.ndarray:
-    """Probabilities for raw 48x48 faces; .tflite goes through `device.FaceClassifier`."""
+def face_probabilities(model_path: Path, faces: np.ndarray, flip_tta: bool = False,
+                       inner_view: float = 0.0) -> np.ndarray:
+    """Probabilities for raw 48x48 faces; .tflite goes through `device.FaceClassifier`, with the
+    daemon's views (`inner_view` as `face.inner_view`)."""
     if model_path.suffix == ".tflite":
         from device.vision.face_classifier import FaceClassifier
 
-        classifier = FaceClassifier(model_path, num_threads=1, flip_tta=flip_tta)
+        classifier = FaceClassifier(model_path, num_threads=1, flip_tta=flip_tta, inner_view=inner_view)
         return np.stack([classifier.classify(face) for face in faces])
+    if inner_view:
+        raise DataError(f"{model_path}: --inner-view scores .tflite models, through the daemon's classifier")
     if model_path.suffix == ".keras":
         import os
 
@@ -68,7 +72,8 @@ def model_kind(model_path: Path) -> str:
 
 
 def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str = "17-20",
-             flip_tta: bool = False, kind: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+             flip_tta: bool = False, kind: str = "",
+             inner_view: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
     """Return (true labels, probabilities, report) for a face or voice model on `data`; `kind` when
     the caller knows it (a freshly converted file has no card yet), else the model says."""
     if not model_path.is_file():
@@ -80,14 +85,14 @@ def evaluate(model_path: Path, data: str, usage: str = "PublicTest", actors: str
     else:
         faces = load_faces(data, usage)
         y_true, labels = faces.labels, FACE_LABELS
-        probs = face_probabilities(model_path, faces.faces, flip_tta)
+        probs = face_probabilities(model_path, faces.faces, flip_tta, inner_view)
     return y_true, probs, classification_report(y_true, probs, labels)
 
 
 def evaluate_ensemble(model_paths: list[Path], data: str, usage: str = "PublicTest", actors: str = "17-20",
-                      flip_tta: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+                      flip_tta: bool = False, inner_view: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
     """`evaluate` for the mean of several models' probabilities (one model: that model's own)."""
-    scored = [evaluate(path, data, usage, actors, flip_tta) for path in model_paths]
+    scored = [evaluate(path, data, usage, actors, flip_tta, inner_view=inner_view) for path in model_paths]
     y_true, _, first = scored[0]
     for path, (y, _, _) in zip(model_paths[1:], scored[1:], strict=True):
         if y.shape != y_true.shape or not np.array_equal(y, y_true):
@@ -105,9 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--usage", default="PublicTest", help="FER2013 Usage (or split folder)")
     parser.add_argument("--actors", default="17-20", help="RAVDESS actors, e.g. 17-20 or 1,3,5")
     parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
+    parser.add_argument("--inner-view", type=float, default=0.0, metavar="F",
+                        help="also score the face's centred F-square, as the daemon's "
+                             "face.inner_view (.tflite only)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.inner_view < 1.0:
+        print(f"error: --inner-view {args.inner_view}: a fraction of the face's side, 0 (off) to 0.99",
+              file=sys.stderr)
+        return 2
     try:
-        _, _, report = evaluate_ensemble(args.model, args.data, args.usage, args.actors, args.flip_tta)
+        _, _, report = evaluate_ensemble(args.model, args.data, args.usage, args.actors, args.flip_tta,
+                                         args.inner_view)
     except (DataError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,6 +33,19 @@ def ema(previous: np.ndarray | None, probabilities: np.ndarray, alpha: float) ->
     return (1.0 - alpha) * previous + alpha * probabilities
 
 
+def alpha_per_classification(alpha_per_frame: float, every_n_frames: int) -> float:
+    """The EMA weight of one classification made every n frames that forgets as fast, per frame of
+    video, as `alpha_per_frame` does when every frame is classified: 1 - (1 - alpha)^n. So
+    `smoothing.alpha` means the same lag whatever `face.every_n_frames` is."""
+    return 1.0 - (1.0 - alpha_per_frame) ** every_n_frames
+
+
+def classified_on(frame_index: int, track_id: int, every_n_frames: int) -> bool:
+    """Whether a track that has been classified before is classified again on this frame: every
+    n-th frame, staggered by track id so that n faces share the frames instead of piling onto one."""
+    return (frame_index + track_id) % every_n_frames == 0
+
+
 def dominant_with_hysteresis(smoothed: np.ndarray, current: int | None, margin: float) -> int:
     """Keep `current` unless another class leads it by at least `margin`."""
     best = int(np.argmax(smoothed))
