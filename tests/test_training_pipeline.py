@@ -192,6 +192,48 @@ def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path, mon
         train.training_targets(task, 7, [str(tmp_path / "eight.keras")], 0.5)
 
 
+def test_a_consistent_teacher_scores_the_batch_as_augmented(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.model_factory import build_face_model
+    from training.face_task import predict_faces
+    from training.task import Task
+
+    labels = np.array([0, 3, 6, 3, 1, 2])
+    x = np.random.default_rng(4).integers(0, 200, (6, 48, 48, 1)).astype(np.float32)
+    # A known augmentation that changes what the teacher says, so scores of the clean faces (the
+    # fixed-view targets) cannot pass for scores of the augmented ones.
+    task = Task(labels=tuple("abcdefg"), x_train=x, y_train=labels, x_val=x, y_val=labels,
+                augment=lambda b: 255.0 - b, evaluate=lambda m: (labels, None),
+                predict=lambda model, faces: predict_faces(model, faces, flip=True))
+    path = str(build_face_model(tmp_path, "teacher_int8"))
+    teacher = train.load_teacher(path)
+    teach = train.consistent_teaching(task, 7, [path, path], 0.25)
+    onehot = np.eye(7, dtype=np.float32)[labels]
+    ds = train.make_dataset(task, onehot, 3, 0, 7, 0.0, teach)
+    seen = 0
+    for batch, targets, _ in ds:
+        batch, targets = batch.numpy(), targets.numpy()
+        index = [int(np.flatnonzero((x == 255.0 - face).all(axis=(1, 2, 3)))[0]) for face in batch]
+        on_augmented = predict_faces(teacher, batch, flip=True)
+        np.testing.assert_allclose(targets, 0.75 * onehot[index] + 0.25 * on_augmented, atol=1e-5)
+        on_clean = predict_faces(teacher, x[index], flip=True)
+        assert not np.allclose(targets, 0.75 * onehot[index] + 0.25 * on_clean, atol=1e-3)
+        seen += len(batch)
+    assert seen == 6
+
+
+def test_a_consistent_teacher_needs_a_teacher_and_no_fixed_views(tmp_path: Path, capsys) -> None:
+    data = write_fer_csv(tmp_path / "fer.csv.gz", train_per_class=1, test_per_class=1)
+    common = ["--model", "ds_cnn", "--data", str(data), "--out", str(tmp_path / "run"),
+              "--consistent-teacher"]
+    assert train.main(common) == 2
+    assert "give --teacher MODEL too" in capsys.readouterr().err
+    assert train.main([*common, "--teacher", "t.tflite", "--teacher-shift", "2"]) == 2
+    assert "drop one of the two" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_distilled_warm_restart_into_a_grown_model(trained_run: tuple[Path, Path], tmp_path: Path) -> None:
     data, out = trained_run
@@ -205,6 +247,12 @@ def test_distilled_warm_restart_into_a_grown_model(trained_run: tuple[Path, Path
     info = json.loads((tmp_path / "grown" / "training.json").read_text())
     assert [t["checkpoint"] for t in info["teachers"]] == [str(out / "best.keras")]
     assert info["teachers"][0]["command"].endswith("--epochs 2")
+    # the same teacher, consistent: scored on each augmented batch inside the input pipeline
+    code = train.main(["--model", "mini_xception", "--width", "0.5", "--data", str(data),
+                       "--out", str(tmp_path / "consistent"), "--batch-size", "32", "--epochs", "1",
+                       "--init-from", str(out / "best.keras"), "--teacher", str(out / "best.keras"),
+                       "--consistent-teacher"])
+    assert code == 0 and not (tmp_path / "consistent" / "teacher_targets.npz").exists()
 
 
 @pytest.mark.slow
