@@ -192,15 +192,19 @@ def test_distillation_targets_blend_labels_with_the_teachers(tmp_path: Path, mon
         train.training_targets(task, 7, [str(tmp_path / "eight.keras")], 0.5)
 
 
-def test_a_consistent_teacher_scores_the_batch_as_augmented(tmp_path: Path) -> None:
+def test_a_consistent_teacher_scores_the_batch_as_augmented(tmp_path: Path, monkeypatch) -> None:
+    import threading
+    import time
+
     import numpy as np
 
     from tests.model_factory import build_face_model
     from training.face_task import predict_faces
     from training.task import Task
 
-    labels = np.array([0, 3, 6, 3, 1, 2])
-    x = np.random.default_rng(4).integers(0, 200, (6, 48, 48, 1)).astype(np.float32)
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 7, 96)
+    x = rng.integers(0, 200, (96, 48, 48, 1)).astype(np.float32)
     # A known augmentation that changes what the teacher says, so scores of the clean faces (the
     # fixed-view targets) cannot pass for scores of the augmented ones.
     task = Task(labels=tuple("abcdefg"), x_train=x, y_train=labels, x_val=x, y_val=labels,
@@ -208,9 +212,26 @@ def test_a_consistent_teacher_scores_the_batch_as_augmented(tmp_path: Path) -> N
                 predict=lambda model, faces: predict_faces(model, faces, flip=True))
     path = str(build_face_model(tmp_path, "teacher_int8"))
     teacher = train.load_teacher(path)
+    busy, overlaps = threading.Lock(), []
+
+    class Exclusive:  # the int8 teacher, slowed down so that two calls at once would meet
+        input_shape, output_shape = teacher.input_shape, teacher.output_shape
+
+        def predict(self, faces: np.ndarray, **kwargs) -> np.ndarray:
+            if not busy.acquire(blocking=False):
+                overlaps.append(len(faces))
+                busy.acquire()
+            try:
+                time.sleep(0.005)
+                return teacher.predict(faces, **kwargs)
+            finally:
+                busy.release()
+
+    monkeypatch.setattr(train, "load_teacher", lambda _: Exclusive())
     teach = train.consistent_teaching(task, 7, [path, path], 0.25)
     onehot = np.eye(7, dtype=np.float32)[labels]
-    ds = train.make_dataset(task, onehot, 3, 0, 7, 0.0, teach)
+    # many batches: tf.data must not score two at once (one TFLite interpreter is not thread-safe)
+    ds = train.make_dataset(task, onehot, 4, 0, 7, 0.0, teach)
     seen = 0
     for batch, targets, _ in ds:
         batch, targets = batch.numpy(), targets.numpy()
@@ -220,7 +241,7 @@ def test_a_consistent_teacher_scores_the_batch_as_augmented(tmp_path: Path) -> N
         on_clean = predict_faces(teacher, x[index], flip=True)
         assert not np.allclose(targets, 0.75 * onehot[index] + 0.25 * on_clean, atol=1e-3)
         seen += len(batch)
-    assert seen == 6
+    assert seen == 96 and overlaps == []
 
 
 def test_a_consistent_teacher_needs_a_teacher_and_no_fixed_views(tmp_path: Path, capsys) -> None:

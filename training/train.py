@@ -245,7 +245,9 @@ def consistent_teaching(task: Task, num_classes: int, teachers: list[str],
         return (sum(task.predict(model, batch) for model in models) / len(models)).astype(np.float32)
 
     def blend(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        scored = tf.numpy_function(soft, [x], tf.float32, stateful=False)
+        # stateful: otherwise tf.data's optimizer runs the map in parallel, and one TFLite
+        # interpreter must not be invoked from two threads at once
+        scored = tf.numpy_function(soft, [x], tf.float32, stateful=True)
         scored.set_shape(y.shape)
         return x, (1.0 - teacher_weight) * y + teacher_weight * scored, w
 
@@ -341,7 +343,7 @@ def make_dataset(task: Task, targets: np.ndarray, batch_size: int, seed: int, nu
     if task.mix is not None:
         ds = ds.map(task.mix, num_parallel_calls=tf.data.AUTOTUNE)
     if teach is not None:
-        ds = ds.map(teach)  # one batch at a time: a TFLite interpreter is not thread-safe
+        ds = ds.map(teach)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
