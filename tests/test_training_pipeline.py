@@ -204,14 +204,15 @@ def test_a_consistent_teacher_scores_the_batch_as_augmented(tmp_path: Path, monk
 
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 7, 96)
-    x = rng.integers(0, 200, (96, 48, 48, 1)).astype(np.float32)
-    # A known augmentation that changes what the teacher says, so scores of the clean faces (the
-    # fixed-view targets) cannot pass for scores of the augmented ones.
+    x = rng.integers(0, 40, (96, 48, 48, 1)).astype(np.float32)  # dark faces, shown bright
+    # A known augmentation and mix that change what the teacher says, so scores of the clean faces
+    # (the fixed-view targets) cannot pass for scores of what the student is shown.
     task = Task(labels=tuple("abcdefg"), x_train=x, y_train=labels, x_val=x, y_val=labels,
-                augment=lambda b: 255.0 - b, evaluate=lambda m: (labels, None),
+                augment=lambda b: 255.0 - b, mix=lambda b, y, w: (127.5 + b * 0.5, y, w),
+                evaluate=lambda m: (labels, None),
                 predict=lambda model, faces: predict_faces(model, faces, flip=True))
     path = str(build_face_model(tmp_path, "teacher_int8"))
-    teacher = train.load_teacher(path)
+    teacher, reference = train.load_teacher(path), train.load_teacher(path)  # the pipeline's, the test's
     busy, overlaps = threading.Lock(), []
 
     class Exclusive:  # the int8 teacher, slowed down so that two calls at once would meet
@@ -235,10 +236,10 @@ def test_a_consistent_teacher_scores_the_batch_as_augmented(tmp_path: Path, monk
     seen = 0
     for batch, targets, _ in ds:
         batch, targets = batch.numpy(), targets.numpy()
-        index = [int(np.flatnonzero((x == 255.0 - face).all(axis=(1, 2, 3)))[0]) for face in batch]
-        on_augmented = predict_faces(teacher, batch, flip=True)
+        index = [int(np.flatnonzero((x == 510.0 - 2 * face).all(axis=(1, 2, 3)))[0]) for face in batch]
+        on_augmented = predict_faces(reference, batch, flip=True)
         np.testing.assert_allclose(targets, 0.75 * onehot[index] + 0.25 * on_augmented, atol=1e-5)
-        on_clean = predict_faces(teacher, x[index], flip=True)
+        on_clean = predict_faces(reference, x[index], flip=True)
         assert not np.allclose(targets, 0.75 * onehot[index] + 0.25 * on_clean, atol=1e-3)
         seen += len(batch)
     assert seen == 96 and overlaps == []

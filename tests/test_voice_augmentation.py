@@ -12,13 +12,13 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from training import train  # noqa: E402
+from training.mixup import mixup  # noqa: E402
 from training.voice_task import (  # noqa: E402
     CROP_FRAMES,
     WARP_BANDS,
     WARP_TEMPO,
     babble,
     make_augment,
-    mixup,
     speaker_warp,
 )
 
@@ -88,9 +88,9 @@ def test_voice_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture
         assert message in capsys.readouterr().err
     parsed = train.parse_args(["--model", "voice_cnn", "--data", ".", "--babble-snr", "5,30"])
     assert parsed.babble_snr == (5, 30)
-    code = train.main(["--model", "mini_xception", "--data", str(tmp_path), "--mixup", "0.2",
+    code = train.main(["--model", "mini_xception", "--data", str(tmp_path), "--babble", "0.2",
                        "--out", str(tmp_path / "run")])
-    assert code == 2 and "--mixup applies to the voice model" in capsys.readouterr().err
+    assert code == 2 and "--babble applies to the voice model" in capsys.readouterr().err
 
 
 @pytest.mark.slow

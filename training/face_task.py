@@ -12,6 +12,7 @@ from device.runtime.labels import FACE_LABELS
 from device.vision.preprocessing import equalize_batch
 from training.camera_crops import equalize, sensor, with_foreign_border
 from training.fer_data import load_faces
+from training.mixup import mixup
 from training.task import Task
 
 
@@ -108,7 +109,7 @@ def _equalized(faces: np.ndarray) -> np.ndarray:
 
 def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
               teacher_shift: int = 0, augment_strength: float = 1.0, camera_crops: float = 0.0,
-              camera_framing: float = 0.0) -> Task:
+              camera_framing: float = 0.0, mixup_alpha: float = 0.0) -> Task:
     """`augment_strength` scales every warp and lighting range (1 = the defaults, 0 = mirror
     images only): a last short step on nearly clean faces fits the model to the inputs it meets,
     after long training on heavily warped ones. `camera_crops` is the share of training faces seen
@@ -136,6 +137,7 @@ def face_task(data: str, train_usage: str, val_usage: str, val_data: str | None,
         evaluate=evaluate,
         extras=extras,
         predict=lambda model, faces: predict_faces(model, faces, flip=True, shift=teacher_shift),
+        mix=(lambda x, y, w: mixup(x, y, w, mixup_alpha)) if mixup_alpha > 0 else None,
         description={"train": train.source, "val": val.source,
                      "preprocessing": "grey 48x48 crop -> cv2.equalizeHist -> raw pixels 0..255"},
     )

@@ -43,14 +43,13 @@ def build_task(args: argparse.Namespace) -> Task:
 
         return face_gate_task(args.data, args.train_usage, args.val_usage, args.seed)
     if args.model in FACE_MODELS:
-        for option, value in (("--babble", args.babble), ("--mixup", args.mixup),
-                              ("--speaker-warp", args.speaker_warp)):
+        for option, value in (("--babble", args.babble), ("--speaker-warp", args.speaker_warp)):
             if value:
                 raise DataError(f"{option} applies to the voice model, not {args.model}")
         if args.camera_framing and not args.camera_crops:
             raise DataError("--camera-framing frames the camera crops: give --camera-crops SHARE too")
         return face_task(args.data, args.train_usage, args.val_usage, args.val_data, args.teacher_shift,
-                         args.augment_strength, args.camera_crops, args.camera_framing)
+                         args.augment_strength, args.camera_crops, args.camera_framing, args.mixup)
     for option, value, default in (("--teacher-shift", args.teacher_shift, 0),
                                    ("--augment-strength", args.augment_strength, 1.0),
                                    ("--camera-crops", args.camera_crops, 0.0),
@@ -613,8 +612,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--babble-snr", type=_snr_range, default=(5.0, 30.0), metavar="LOW,HIGH",
                         help="voice: SNR range of --babble in dB")
     parser.add_argument("--mixup", type=_alpha, default=0.0, metavar="ALPHA",
-                        help="voice: mixup of inputs and targets within a batch, lam ~ Beta(ALPHA, ALPHA); "
-                        "0 = off")
+                        help="mixup of inputs and targets within a batch, lam ~ Beta(ALPHA, ALPHA) (faces: "
+                        "with --consistent-teacher the teachers score the blends); 0 = off")
     parser.add_argument("--pooling", choices=("average", "attention"), default="average",
                         help="voice: how the time steps are pooled, plain average or learned attention "
                         "weights (voice_cnn only)")

@@ -19,6 +19,7 @@ from device.audio.vad import frame_levels_db
 from device.audio.voice_windows import clip_score, clip_windows
 from device.runtime.voice_labels import VOICE_LABELS
 from training.data_errors import DataError
+from training.mixup import mixup
 from training.ravdess_data import Clip, clip_labels, find_clips, read_clip
 from training.task import Task
 
@@ -158,22 +159,6 @@ def babble(batch: tf.Tensor, probability: float, snr_db: tuple[float, float] = B
     noisy = 10.0 * tf.math.log(power + mixture * tf.pow(10.0, target / 10.0)) / tf.math.log(10.0)
     use = tf.random.uniform([size, 1, 1, 1]) < probability
     return tf.where(use, tf.maximum(noisy, FLOOR_DB), batch)
-
-
-def mixup(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """mixup (Zhang et al. 2018) on the model's input (log-mel dB) and the targets: each sample
-    blended with another of the batch by lam ~ Beta(alpha, alpha), lam >= 0.5 so the sample stays
-    the dominant one. With 960 clips of 16 speakers the model otherwise memorises its training
-    speakers (91.5% right on them against 64% on new ones); mixup is a cheap, label-aware
-    regulariser against that."""
-    size = tf.shape(x)[0]
-    a, b = tf.random.gamma([size], alpha), tf.random.gamma([size], alpha)
-    lam = a / (a + b + 1e-12)
-    lam = tf.maximum(lam, 1.0 - lam)
-    order = tf.random.shuffle(tf.range(size))
-    blend = lambda t, shape: (tf.reshape(lam, shape) * t  # noqa: E731
-                              + tf.reshape(1.0 - lam, shape) * tf.gather(t, order))
-    return blend(x, [-1, 1, 1, 1]), blend(y, [-1, 1]), blend(w, [-1])
 
 
 def spec_augment(batch: tf.Tensor) -> tf.Tensor:
