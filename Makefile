@@ -150,7 +150,7 @@ train-teacher2: install
 # A third, wider teacher (width 1.5: 2.7M parameters), seed 11, 60 epochs, distilled from the first two
 # on their 10 views. 13-14 minutes an epoch alone on the 2 cores of the machine that began it, about 4 on
 # another's (2026-12-02): run it in pieces (--stop-after N, then the same command); runs-in-progress/
-# holds the latest committed piece.
+# holds the latest committed piece while it trains.
 .PHONY: train-teacher3
 train-teacher3: install
 	$(PY) -m training.train $(TEACHER_RECIPE) --width 1.5 --epochs 60 --out $(RUNS)/face_teacher3 --seed 11 \
