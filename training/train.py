@@ -230,7 +230,8 @@ def fitting_teacher(path: str, sample_shape: tuple[int, ...],
 def consistent_teaching(task: Task, num_classes: int, teachers: list[str],
                         teacher_weight: float) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple]:
     """A map for the input pipeline that blends each augmented batch's labels with the teachers'
-    probabilities on that same batch (and its mirror image), scored as the student sees it.
+    probabilities on that same batch, scored as the student sees it, in the task's own views
+    (faces: with the mirror image).
 
     Targets scored once on a few fixed views (`training_targets`) tell the student what the teacher
     thinks of a clean face while it looks at a warped, re-lit one: on FER2013 the students stalled
