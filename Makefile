@@ -70,7 +70,7 @@ train: train-face train-voice train-gate
 # clean faces; a fifth: the same for 6 epochs at a low rate on half-strength augmentation; then three
 # more (since 2026-12-02), distilled with the face teacher ($(TEACHER), `make train-teacher`) on
 # camera crops framed as the daemon's detector frames faces, each a fixed schedule whose last epoch
-# is kept (README, "A teacher"; every step is in the model card).
+# is kept (docs/face.md, "A first teacher"; every step is in the model card).
 # What the three framed steps share: distilled (weight 0.7) from the face teacher and the mini-Xception
 # of the fifth step, camera crops framed with the detector's spread, a fixed schedule, last epoch kept.
 FRAMED = --model mini_xception --width 1.25 --extra-blocks 0,1,0,0 --data $(FER) --teacher $(TEACHER) \

@@ -101,8 +101,8 @@ def recalibrate_batch_norm(model: keras.Model, samples: np.ndarray, batch_size: 
     Training leaves statistics of augmented inputs (warped, re-lit faces; masked, noisy
     spectrograms) and, with weight averaging, of the raw weights rather than the averaged ones
     that are kept; the model then meets clean inputs. Switched on mid-run for the shipped
-    mini-Xception, it lifted PublicTest validation from 63.2-64.0% to 64.6-64.8% (README,
-    Results). Equal batches, so each counts the same in the average."""
+    mini-Xception, it lifted PublicTest validation from 63.2-64.0% to 64.6-64.8%
+    (docs/face.md). Equal batches, so each counts the same in the average."""
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     batch_size = min(batch_size, len(samples))
